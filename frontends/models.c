@@ -1,0 +1,2 @@
+/* Filled in by its issue. */
+typedef int podsim_empty_unit;

@@ -1,0 +1,54 @@
+/*
+ * podsim: the command line. main() only dispatches; every subcommand lives in
+ * its own file (tools/cmd_<name>.c) and returns the exit status.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#ifndef PODSIM_VERSION
+#define PODSIM_VERSION "0.0.0"
+#endif
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *summary;
+} commands[] = {
+#define CMD(name, summary) {#name, cmd_##name, summary},
+	PODSIM_COMMANDS(CMD)
+#undef CMD
+};
+
+static void help(FILE *out)
+{
+	fprintf(out,
+	        "usage: podsim <command> [options]\n"
+	        "       podsim --help | --version\n\n"
+	        "A TPU-style accelerator simulator and compiler.\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'podsim <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		help(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("podsim %s\n", PODSIM_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "podsim: unknown command '%s' (see podsim --help)\n", argv[1]);
+	return EXIT_USAGE;
+}
