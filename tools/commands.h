@@ -21,6 +21,11 @@
 PODSIM_COMMANDS(CMD)
 #undef CMD
 
+/* podsim list's two halves (tools/list_models.c, tools/list_chips.c);
+ * argv[0] is "models" or "chips". */
+int list_models(int argc, char **argv);
+int list_chips(int argc, char **argv);
+
 /* Exit statuses. */
 enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
