@@ -180,6 +180,8 @@ ValueId ir_one_hot(Module *m, ValueId idx, int64_t depth, DType dt)
 	Type t = m->insts[idx].type;
 	memset(t.shard, 0, sizeof t.shard);
 	t.dtype = dt;
+	if (t.rank >= IR_MAX_RANK)
+		ir_die("builder: one_hot of rank-%d indices exceeds rank %d", t.rank, IR_MAX_RANK);
 	t.dims[t.rank++] = depth;
 	return finish(m, build(m, OP_ONE_HOT, 1, &idx, &t));
 }

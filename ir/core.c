@@ -25,8 +25,10 @@ void diag_error(Diag *d, const char *file, int line, int col, const char *fmt, .
 	if (line > 0)
 		n = snprintf(d->msg, sizeof d->msg, "%s:%d:%d: error: ",
 		             file ? file : "<input>", line, col);
-	else
-		n = snprintf(d->msg, sizeof d->msg, "%s: error: ", file ? file : "<input>");
+	else if (file)
+		n = snprintf(d->msg, sizeof d->msg, "%s: error: ", file);
+	else /* not about a file: a flag or a setting; the caller names it */
+		n = snprintf(d->msg, sizeof d->msg, "error: ");
 	if (n < 0 || (size_t)n >= sizeof d->msg)
 		return;
 	va_list ap;
@@ -318,7 +320,7 @@ void ir_set_str(Module *m, ValueId v, const char *key, const char *s)
 	a->s = arena_strdup(&m->arena, s);
 }
 
-void ir_set_names(Module *m, ValueId v, const char *key, int n, const char **names)
+void ir_set_names(Module *m, ValueId v, const char *key, int n, const char *const *names)
 {
 	Attr *a = attr_slot(m, v, key);
 	a->kind = ATTR_NAMES;

@@ -279,11 +279,21 @@ void ir_output(Module *m, ValueId v);
  * instruction is copied; args and attrs must already live in m's arena. */
 ValueId ir_append(Module *m, const Inst *in);
 
+/* Copies instruction v of src to the end of dst with operands args (values
+ * of dst); attributes and the value name are deep-copied (the name is
+ * dropped when dst == src). ir/clone.c. */
+ValueId ir_clone_inst(Module *dst, const Module *src, ValueId v, const ValueId *args);
+/* A new empty module with src's name, file, level and mesh. */
+Module *ir_module_empty_like(const Module *src);
+/* A copy of m without instructions no output depends on (parameters are
+ * always kept). */
+Module *ir_dce(const Module *m);
+
 /* Attribute helpers (attrs live in the module arena). */
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs);
 void ir_set_float(Module *m, ValueId v, const char *key, double f);
 void ir_set_str(Module *m, ValueId v, const char *key, const char *s);
-void ir_set_names(Module *m, ValueId v, const char *key, int n, const char **names);
+void ir_set_names(Module *m, ValueId v, const char *key, int n, const char *const *names);
 const Attr *ir_attr(const Inst *in, const char *key);   /* NULL if absent */
 /* The ints of key, or NULL and *n = 0 if absent or not ints. */
 const int64_t *ir_attr_ints(const Inst *in, const char *key, int *n);

@@ -101,7 +101,10 @@ static int dot(const Module *m, const Inst *in, Type *out, char *err, size_t err
 	out->dtype = in->type.dtype; /* the accumulation dtype is the caller's choice */
 	if (!dtype_is_float(out->dtype))
 		FAIL("dot result must be floating-point");
-	int r = 0;
+	int r = nlb + (a->rank - nlc - nlb) + (b->rank - nrc - nrb);
+	if (r > IR_MAX_RANK)
+		FAIL("dot result rank %d exceeds %d", r, IR_MAX_RANK);
+	r = 0;
 	for (int i = 0; i < nlb; i++)
 		out->dims[r++] = a->dims[lb[i]];
 	for (int i = 0; i < a->rank; i++)

@@ -1,0 +1,104 @@
+/*
+ * Copying instructions between modules, and dead-code elimination. Passes
+ * that build a new module from an old one (train_step, shard, dce) copy
+ * instructions through ir_clone_inst so attributes and names are deep-copied
+ * into the destination's arena.
+ */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static Attr copy_attr(Module *dst, const Attr *a)
+{
+	Attr b = *a;
+	b.key = arena_strdup(&dst->arena, a->key);
+	switch (a->kind) {
+	case ATTR_INTS:
+		b.ints = arena_alloc(&dst->arena, sizeof(int64_t) * (size_t)(a->n ? a->n : 1));
+		if (a->n)
+			memcpy(b.ints, a->ints, sizeof(int64_t) * (size_t)a->n);
+		break;
+	case ATTR_STR:
+		b.s = arena_strdup(&dst->arena, a->s);
+		break;
+	case ATTR_NAMES:
+		b.names = arena_alloc(&dst->arena, sizeof(char *) * (size_t)(a->n ? a->n : 1));
+		for (int i = 0; i < a->n; i++)
+			b.names[i] = arena_strdup(&dst->arena, a->names[i]);
+		break;
+	case ATTR_FLOAT:
+		break;
+	}
+	return b;
+}
+
+ValueId ir_clone_inst(Module *dst, const Module *src, ValueId v, const ValueId *args)
+{
+	Inst ni = src->insts[v]; /* a copy: appending to dst may move src->insts */
+	if (ni.nargs) {
+		ni.args = arena_alloc(&dst->arena, sizeof(ValueId) * (size_t)ni.nargs);
+		memcpy(ni.args, args, sizeof(ValueId) * (size_t)ni.nargs);
+	}
+	if (ni.nattrs) {
+		const Attr *old = ni.attrs;
+		ni.attrs = arena_alloc(&dst->arena, sizeof(Attr) * (size_t)ni.nattrs);
+		for (int i = 0; i < ni.nattrs; i++)
+			ni.attrs[i] = copy_attr(dst, &old[i]);
+	}
+	/* A copy inside one module must not repeat a value name. */
+	ni.name = dst == src || !ni.name ? NULL : arena_strdup(&dst->arena, ni.name);
+	return ir_append(dst, &ni);
+}
+
+Module *ir_module_empty_like(const Module *src)
+{
+	Module *m = ir_module_new(src->name, src->level);
+	if (src->file)
+		m->file = arena_strdup(&m->arena, src->file);
+	m->mesh = src->mesh;
+	for (int i = 0; i < src->mesh.naxes; i++)
+		m->mesh.axes[i].name = arena_strdup(&m->arena, src->mesh.axes[i].name);
+	return m;
+}
+
+Module *ir_dce(const Module *m)
+{
+	size_t n = (size_t)(m->ninsts ? m->ninsts : 1);
+	int maxargs = 1;
+	for (int i = 0; i < m->ninsts; i++)
+		if (m->insts[i].nargs > maxargs)
+			maxargs = m->insts[i].nargs;
+	unsigned char *live = calloc(n, 1);
+	ValueId *map = malloc(sizeof(ValueId) * n);
+	ValueId *args = malloc(sizeof(ValueId) * (size_t)maxargs);
+	if (!live || !map || !args)
+		ir_die("out of memory");
+	for (int i = 0; i < m->noutputs; i++)
+		live[m->outputs[i]] = 1;
+	for (int i = m->ninsts - 1; i >= 0; i--) {
+		if (m->insts[i].op == OP_PARAMETER)
+			live[i] = 1; /* the program's interface stays whole */
+		if (!live[i])
+			continue;
+		for (int k = 0; k < m->insts[i].nargs; k++)
+			live[m->insts[i].args[k]] = 1;
+	}
+	Module *out = ir_module_empty_like(m);
+	for (int i = 0; i < m->ninsts; i++) {
+		if (!live[i])
+			continue;
+		const Inst *in = &m->insts[i];
+		for (int k = 0; k < in->nargs; k++)
+			args[k] = map[in->args[k]];
+		map[i] = ir_clone_inst(out, m, i, args);
+	}
+	for (int i = 0; i < m->noutputs; i++)
+		ir_output(out, map[m->outputs[i]]);
+	out->ret_line = m->ret_line;
+	out->ret_col = m->ret_col;
+	free(live);
+	free(map);
+	free(args);
+	return out;
+}
