@@ -1,0 +1,250 @@
+/*
+ * The event engine (see engine.h). One pass over the program in order: each
+ * unit is an in-order resource with a "free at" time, each value a "ready at"
+ * time, so an op's start is max(its unit is free, its operands are ready)
+ * and the whole run costs O(instructions + operands). Asynchronous starts
+ * complete in the background; their done ops only wait.
+ *
+ * On-chip occupancy: a value in VMEM or CMEM that carries a tiling (the
+ * tile pass gives one to every kernel value) never exists there whole: its
+ * kernel streams it one tile at a time, so it occupies its tile's bytes
+ * (the extents over its result dims x dtype size), twice for double
+ * buffering. Untiled values occupy their whole size; a reshape is a view
+ * and occupies nothing of its own.
+ *
+ * The DMA path is one shared HBM pipe: a transfer's data moves for
+ * bytes / (hbm_bw * hbm_efficiency) after dma_latency, transfers queue on the
+ * pipe in issue order, and a new DMA also waits for a free engine (at most
+ * dma_engines outstanding).
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cost.h"
+
+static double collective_bytes(const Module *m, const Inst *in)
+{
+	double out = (double)type_bytes(&in->type);
+	double arg = in->nargs ? (double)type_bytes(&m->insts[in->args[0]].type) : 0;
+	return out > arg ? out : arg;
+}
+
+double engine_default_collective_time(void *ctx, const Inst *in, const Module *m)
+{
+	const Chip *c = ctx;
+	double bytes = collective_bytes(m, in);
+	if (in->unit == UNIT_DCN)
+		return bytes / c->dcn_bw_per_chip + c->dcn_latency;
+	return bytes / (c->ici_link_bw * c->ici_links) + c->ici_hop_latency;
+}
+
+void sim_result_free(SimResult *r)
+{
+	free(r->ops);
+	r->ops = NULL;
+	r->nops = 0;
+}
+
+/* Where a value lives while it is live. */
+static MemSpace live_mem(const Module *m, const Inst *in)
+{
+	if (in->op == OP_DMA_START || in->op == OP_COLL_START)
+		return MEM_NONE; /* a handle: its data is counted at the done */
+	if (in->op == OP_RESHAPE && in->nargs == 1)
+		return MEM_NONE; /* a view: no storage of its own */
+	if (in->mem != MEM_NONE)
+		return in->mem;
+	if (in->op == OP_PARAMETER)
+		return MEM_HBM;
+	if (in->op == OP_DMA_DONE && in->nargs == 1) {
+		const char *to = ir_attr_str(&m->insts[in->args[0]], "to", NULL);
+		int ms = to ? mem_from_name(to, strlen(to)) : -1;
+		if (ms > 0)
+			return (MemSpace)ms;
+	}
+	return MEM_VMEM;
+}
+
+/* Bytes a value occupies in memory space ms while live: on chip, a tiled
+ * value holds two of its tiles (double-buffered; a tile padded beyond the
+ * dims counts its padding); otherwise the whole value. */
+static double live_bytes(const Inst *in, MemSpace ms)
+{
+	const Tiling *t = &in->tiling;
+	if ((ms == MEM_VMEM || ms == MEM_CMEM) && t->ntile >= in->type.rank && in->type.rank > 0) {
+		double e = 2.0 * dtype_bytes(in->type.dtype);
+		for (int i = 0; i < in->type.rank; i++)
+			e *= (double)t->tile[i];
+		return e;
+	}
+	return (double)type_bytes(&in->type);
+}
+
+int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResult *r,
+               Diag *d)
+{
+	memset(r, 0, sizeof *r);
+	if (m->level != LEVEL_TILED) {
+		diag_error(d, m->file, 0, 0, "podsim sim needs a tiled-level module (module @%s "
+		           "is graph level)", m->name ? m->name : "?");
+		return -1;
+	}
+	CollectiveTimeFn coll = engine_default_collective_time;
+	void *ctx = (void *)c;
+	if (opt && opt->collective_time) {
+		coll = opt->collective_time;
+		ctx = opt->ctx;
+	} else if (opt && opt->ctx)
+		ctx = opt->ctx;
+	int n = m->ninsts;
+	r->nops = n;
+	r->ops = calloc((size_t)(n > 0 ? n : 1), sizeof *r->ops);
+	double *ready = malloc((size_t)(n > 0 ? n : 1) * sizeof *ready);
+	int *last_use = malloc((size_t)(n > 0 ? n : 1) * sizeof *last_use);
+	int ndma = c->dma_engines > 0 ? c->dma_engines : 1;
+	double *dma_slot = calloc((size_t)ndma, sizeof *dma_slot);
+	if (!r->ops || !ready || !last_use || !dma_slot) {
+		free(ready);
+		free(last_use);
+		free(dma_slot);
+		sim_result_free(r);
+		diag_error(d, m->file, 0, 0, "out of memory simulating %d instructions", n);
+		return -1;
+	}
+	/* liveness: a value dies after its last use; outputs live to the end */
+	for (int v = 0; v < n; v++)
+		last_use[v] = v;
+	for (int v = 0; v < n; v++)
+		for (int i = 0; i < m->insts[v].nargs; i++)
+			last_use[m->insts[v].args[i]] = v;
+	for (int i = 0; i < m->noutputs; i++)
+		last_use[m->outputs[i]] = n;
+	r->mem_capacity[MEM_HBM] = c->hbm_bytes;
+	r->mem_capacity[MEM_VMEM] = c->vmem_bytes * c->tensorcores;
+	r->mem_capacity[MEM_CMEM] = c->cmem_bytes;
+	double live[MEM_COUNT] = {0}, spilled[MEM_COUNT] = {0};
+	double unit_free[UNIT_COUNT] = {0};
+	double pipe_free = 0, issue = chip_seconds(c, c->op_issue_cycles);
+	double hbm_rate = c->hbm_bw * c->hbm_efficiency;
+	int dma_next = 0, rc = 0;
+
+	for (int v = 0; v < n && rc == 0; v++) {
+		const Inst *in = &m->insts[v];
+		double t = 0;
+		for (int i = 0; i < in->nargs; i++)
+			t = fmax(t, ready[in->args[i]]);
+		/* memory: this value becomes live; overflow spills to HBM */
+		MemSpace ms = live_mem(m, in);
+		double bytes = (double)type_bytes(&in->type), spill_s = 0;
+		if (ms != MEM_NONE) {
+			live[ms] += live_bytes(in, ms);
+			r->mem_peak[ms] = fmax(r->mem_peak[ms], live[ms]);
+			if ((ms == MEM_VMEM || ms == MEM_CMEM) &&
+			    live[ms] - spilled[ms] > r->mem_capacity[ms]) {
+				double over = live[ms] - spilled[ms] - r->mem_capacity[ms];
+				spilled[ms] += over;
+				r->spill_bytes += over;
+				r->hbm_bytes += 2 * over;
+				spill_s = 2 * over / hbm_rate; /* written out, read back */
+			}
+		}
+		SimOp *op = &r->ops[v];
+		Unit u = cost_unit(in);
+		switch (in->op) {
+		case OP_DMA_DONE:
+		case OP_COLL_DONE: {
+			Op want = in->op == OP_DMA_DONE ? OP_DMA_START : OP_COLL_START;
+			if (in->nargs != 1 || m->insts[in->args[0]].op != want) {
+				diag_error(d, m->file, in->line, in->col, "%s's operand must be a %s",
+				           op_name(in->op), op_name(want));
+				rc = -1;
+				break;
+			}
+			*op = (SimOp){t, t + spill_s, UNIT_NONE};
+			break;
+		}
+		case OP_DMA_START: {
+			double xfer = in->nargs ? (double)type_bytes(&m->insts[in->args[0]].type) : bytes;
+			double s = fmax(t, dma_slot[dma_next]);
+			double flow = fmax(s + c->dma_latency + issue, pipe_free);
+			double done = flow + xfer / hbm_rate;
+			pipe_free = done;
+			dma_slot[dma_next] = done;
+			dma_next = (dma_next + 1) % ndma;
+			r->busy[UNIT_DMA] += done - flow;
+			r->hbm_bytes += xfer;
+			*op = (SimOp){s, done, UNIT_DMA};
+			break;
+		}
+		default:
+			if ((ir_ops[in->op].flags & OPF_COLLECTIVE) || in->op == OP_COLL_START) {
+				if (u != UNIT_DCN)
+					u = UNIT_ICI;
+				double dur = coll(ctx, in, m) + spill_s;
+				double s = fmax(t, unit_free[u]);
+				*op = (SimOp){s, s + dur, u};
+				unit_free[u] = s + dur;
+				r->busy[u] += dur;
+			} else if (u == UNIT_NONE) {
+				*op = (SimOp){t, t, UNIT_NONE};
+			} else if (u == UNIT_DMA) {
+				/* a synchronous copy: the same pipe, waited for */
+				double s = fmax(fmax(t, dma_slot[dma_next]), unit_free[u]);
+				double flow = fmax(s + c->dma_latency + issue, pipe_free);
+				double done = flow + bytes / hbm_rate + spill_s;
+				pipe_free = done;
+				dma_slot[dma_next] = done;
+				dma_next = (dma_next + 1) % ndma;
+				r->busy[UNIT_DMA] += done - flow;
+				r->hbm_bytes += bytes;
+				*op = (SimOp){s, done, UNIT_DMA};
+			} else {
+				double dur = cost_op_seconds(c, m, in) + spill_s;
+				double s = fmax(t, unit_free[u]);
+				*op = (SimOp){s, s + dur, u};
+				unit_free[u] = s + dur;
+				r->busy[u] += dur;
+				double b[MEM_COUNT];
+				cost_mem_bytes(m, in, b);
+				r->hbm_bytes += b[MEM_HBM];
+			}
+			break;
+		}
+		if (rc)
+			break;
+		ready[v] = op->end;
+		r->flops += cost_flops(m, in);
+		r->seconds = fmax(r->seconds, op->end);
+		/* values whose last use this was die now (and dead definitions) */
+		for (int i = 0; i <= in->nargs; i++) {
+			ValueId a = i < in->nargs ? in->args[i] : v;
+			if (last_use[a] != v)
+				continue;
+			if (i < in->nargs) {
+				int dup = 0; /* the same operand twice: free once */
+				for (int k = 0; k < i; k++)
+					dup |= in->args[k] == a;
+				if (dup)
+					continue;
+			}
+			MemSpace am = live_mem(m, &m->insts[a]);
+			if (am == MEM_NONE)
+				continue;
+			live[am] -= live_bytes(&m->insts[a], am);
+			double over = live[am] - r->mem_capacity[am];
+			spilled[am] = fmin(spilled[am], over > 0 ? over : 0);
+		}
+	}
+	free(ready);
+	free(last_use);
+	free(dma_slot);
+	if (rc) {
+		sim_result_free(r);
+		return -1;
+	}
+	r->cycles = r->seconds * c->clock_hz;
+	return 0;
+}
