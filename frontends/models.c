@@ -1,2 +1,0 @@
-/* Filled in by its issue. */
-typedef int podsim_empty_unit;
