@@ -1,2 +1,155 @@
-/* Filled in by its issue. */
-typedef int podsim_empty_unit;
+/*
+ * The compiler pipeline, one stage after another (see pipeline.h). Nothing
+ * here decides anything: each stage is a pass with its own file.
+ */
+#include "pipeline.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+void compile_options_default(CompileOptions *o)
+{
+	memset(o, 0, sizeof *o);
+	o->batch = 1;
+	o->microbatches = 1;
+	train_options_default(&o->train);
+	o->sched.overlap = 1;
+	o->sched.prefetch_layers = 1;
+	o->dtype = DT_BF16;
+}
+
+static int check_mesh(const CompileOptions *o, Diag *d)
+{
+	static const char *const known[] = {"data", "fsdp", "tensor", "sequence", "expert",
+	                                    "pipeline"};
+	for (int i = 0; i < o->mesh.naxes; i++) {
+		int ok = 0;
+		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+			ok |= !strcmp(o->mesh.axes[i].name, known[k]);
+		if (!ok) {
+			diag_error(d, NULL, 0, 0,
+			           "mesh axis '%s' is unknown (expected data, fsdp, tensor, "
+			           "sequence, expert or pipeline)",
+			           o->mesh.axes[i].name);
+			return -1;
+		}
+		if (!strcmp(o->mesh.axes[i].name, "pipeline") &&
+		    o->mesh.axes[i].ici * o->mesh.axes[i].dcn > 1) {
+			diag_error(d, NULL, 0, 0,
+			           "mesh axis 'pipeline' (pipeline parallelism) is not supported yet");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
+{
+	memset(c, 0, sizeof *c);
+	if (check_mesh(o, d))
+		return -1;
+	if (o->microbatches < 1 || o->batch % o->microbatches) {
+		diag_error(d, NULL, 0, 0, "--microbatches %d does not divide the batch of %lld",
+		           o->microbatches, (long long)o->batch);
+		return -1;
+	}
+	BuildOptions bo;
+	build_options_default(&bo);
+	bo.batch = o->batch / o->microbatches;
+	bo.seq = o->seq;
+	bo.dtype = o->dtype;
+	c->micro_batch = bo.batch;
+	c->forward = model_build(&o->model, &bo, d);
+	if (!c->forward)
+		return -1;
+	c->seq = o->seq ? o->seq : o->model.seq_len;
+	model_count_params(c->forward, &c->params);
+	if (model_annotate_logical(c->forward) != 0)
+		ir_die("model %s has weights without logical axes", o->model.name);
+	if (o->forward_only) {
+		c->step = ir_dce(c->forward);
+	} else {
+		Module *step = train_step(c->forward, &o->train, d);
+		if (!step)
+			return -1;
+		/* recomputation nothing reads (a layer's last matmuls) is dropped,
+		 * as XLA drops it: hardware FLOPs count what runs */
+		c->step = ir_dce(step);
+		ir_module_free(step);
+	}
+	c->step->mesh = o->mesh;
+	flops_count(c->step, &c->flops);
+	ShardRules rules;
+	shard_rules_default(&o->mesh, &rules);
+	c->local = shard_module(c->step, &rules, &c->shardings, &c->shard, d);
+	if (!c->local)
+		return -1;
+	c->tiled = ir_dce(c->local);
+	pass_fuse(c->tiled);
+	if (pass_tile(c->tiled, &o->chip, d))
+		return -1;
+	c->program = pass_schedule(c->tiled, &o->sched, d);
+	if (!c->program)
+		return -1;
+	if (pass_memplan(c->program, &o->chip, &c->mem, d))
+		return -1;
+	return 0;
+}
+
+void compiled_free(Compiled *c)
+{
+	ir_module_free(c->forward);
+	ir_module_free(c->step);
+	ir_module_free(c->local);
+	ir_module_free(c->tiled);
+	ir_module_free(c->program);
+	free(c->shardings);
+	memset(c, 0, sizeof *c);
+}
+
+int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *flag, Diag *d)
+{
+	const char *p = spec;
+	while (*p) {
+		const char *name = p;
+		while (*p && (isalnum((unsigned char)*p) || *p == '_'))
+			p++;
+		size_t n = (size_t)(p - name);
+		if (n == 0 || *p != '=') {
+			diag_error(d, NULL, 0, 0, "%s '%s': expected AXIS=N[,AXIS=N...]", flag, spec);
+			return -1;
+		}
+		p++;
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v < 1 || v > 1 << 20) {
+			diag_error(d, NULL, 0, 0, "%s '%s': the size of '%.*s' must be a positive integer",
+			           flag, spec, (int)n, name);
+			return -1;
+		}
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p) {
+			diag_error(d, NULL, 0, 0, "%s '%s': unexpected '%c'", flag, spec, *p);
+			return -1;
+		}
+		int k = mesh_axis_index(m, name, n);
+		if (k < 0) {
+			if (m->naxes == IR_MAX_MESH_AXES) {
+				diag_error(d, NULL, 0, 0, "%s: too many mesh axes", flag);
+				return -1;
+			}
+			k = m->naxes++;
+			m->axes[k].name = arena_strndup(names, name, n);
+			m->axes[k].ici = 1;
+			m->axes[k].dcn = 1;
+		}
+		if (dcn)
+			m->axes[k].dcn *= (int)v;
+		else
+			m->axes[k].ici *= (int)v;
+	}
+	return 0;
+}

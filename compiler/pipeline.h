@@ -1,0 +1,59 @@
+/*
+ * The compiler pipeline in one straight line (compiler/pipeline.c):
+ *
+ *   model_build -> model_annotate_logical -> train_step (autodiff, remat,
+ *   optimizer) -> shard -> fuse -> tile -> schedule -> memplan
+ *
+ * Each stage's output is kept in the Compiled result so that any of them
+ * can be printed (podsim compile --emit) and the report can read them.
+ */
+#ifndef PODSIM_PIPELINE_H
+#define PODSIM_PIPELINE_H
+
+#include "compiler/passes.h"
+#include "compiler/shard.h"
+#include "compiler/train.h"
+#include "frontends/model.h"
+
+typedef struct CompileOptions {
+	ModelConfig model;
+	Chip chip;
+	Mesh mesh;             /* named axes with ICI and DCN sizes */
+	int64_t batch;         /* global batch, sequences (images) per step */
+	int64_t seq;           /* tokens per sequence; 0: the model's default */
+	int microbatches;      /* gradient accumulation steps (>= 1) */
+	TrainOptions train;    /* optimizer, remat */
+	ScheduleOptions sched; /* overlap, prefetch */
+	DType dtype;           /* weights and activations */
+	int forward_only;      /* 1: inference (no backward, no update) */
+} CompileOptions;
+
+void compile_options_default(CompileOptions *o);
+
+typedef struct Compiled {
+	Module *forward;   /* global forward graph, one microbatch */
+	Module *step;      /* global training step (or the forward) */
+	Module *local;     /* per-chip graph after shard */
+	Module *tiled;     /* per-chip tiled program after fuse and tile */
+	Module *program;   /* the scheduled per-chip program */
+	Type *shardings;   /* (step->ninsts) each global value's sharding */
+	ShardStats shard;
+	ParamCount params;
+	FlopCount flops;   /* of the global step (one microbatch) */
+	MemPlan mem;
+	int64_t micro_batch; /* sequences per microbatch */
+	int64_t seq;         /* tokens per sequence */
+} Compiled;
+
+/* Runs the pipeline. Returns 0, or -1 with d filled (bad mesh, indivisible
+ * batch, ...). A program that does not fit in HBM still compiles: see
+ * c->mem.fits. Free with compiled_free (also after a failure). */
+int compile_model(const CompileOptions *o, Compiled *c, Diag *d);
+void compiled_free(Compiled *c);
+
+/* Parses "fsdp=256,tensor=12" into axes of m with the given kind (ICI or
+ * DCN size); an axis named again multiplies into the same axis. flag names
+ * the option in messages ("--ici"). Returns 0 or -1 with d filled. */
+int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *flag, Diag *d);
+
+#endif
