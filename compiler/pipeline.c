@@ -85,13 +85,27 @@ int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
 	c->local = shard_module(c->step, &rules, &c->shardings, &c->shard, d);
 	if (!c->local)
 		return -1;
-	c->tiled = ir_dce(c->local);
+	if (!o->keep_stages) {
+		ir_module_free(c->forward);
+		ir_module_free(c->step);
+		c->forward = c->step = NULL;
+	}
+	if (o->keep_stages) {
+		c->tiled = ir_dce(c->local); /* fuse and tile change it in place */
+	} else {
+		c->tiled = c->local;
+		c->local = NULL;
+	}
 	pass_fuse(c->tiled);
 	if (pass_tile(c->tiled, &o->chip, d))
 		return -1;
 	c->program = pass_schedule(c->tiled, &o->sched, d);
 	if (!c->program)
 		return -1;
+	if (!o->keep_stages) {
+		ir_module_free(c->tiled);
+		c->tiled = NULL;
+	}
 	if (pass_memplan(c->program, &o->chip, &c->mem, d))
 		return -1;
 	return 0;

@@ -26,15 +26,17 @@ typedef struct CompileOptions {
 	ScheduleOptions sched; /* overlap, prefetch */
 	DType dtype;           /* weights and activations */
 	int forward_only;      /* 1: inference (no backward, no update) */
+	int keep_stages;       /* 1: keep every stage's module in Compiled (podsim
+	                        * compile); 0: free each once the next is built */
 } CompileOptions;
 
 void compile_options_default(CompileOptions *o);
 
 typedef struct Compiled {
-	Module *forward;   /* global forward graph, one microbatch */
-	Module *step;      /* global training step (or the forward) */
-	Module *local;     /* per-chip graph after shard */
-	Module *tiled;     /* per-chip tiled program after fuse and tile */
+	Module *forward;   /* global forward graph, one microbatch (keep_stages) */
+	Module *step;      /* global training step, or the forward (keep_stages) */
+	Module *local;     /* per-chip graph after shard (keep_stages) */
+	Module *tiled;     /* per-chip tiled program after fuse and tile (keep_stages) */
 	Module *program;   /* the scheduled per-chip program */
 	Type *shardings;   /* (step->ninsts) each global value's sharding */
 	ShardStats shard;

@@ -410,8 +410,7 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 
 	Module *out = ir_module_empty_like(m);
 	/* room for every instruction at once: no regrowth while emitting */
-	out->cap = nparams + nitems + 1;
-	out->insts = arena_alloc(&out->arena, sizeof(Inst) * (size_t)out->cap);
+	ir_reserve(out, nparams + nitems + 1);
 	ValueId *args = malloc(sizeof(ValueId) * (size_t)maxargs);
 	if (!args)
 		ir_die("out of memory");

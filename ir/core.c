@@ -347,18 +347,28 @@ void ir_module_free(Module *m)
 {
 	if (!m)
 		return;
+	free(m->insts);
 	arena_free(&m->arena);
 	free(m);
 }
 
+/* The instruction array is the one thing outside the arena: it grows by
+ * realloc, so a big module does not leave every smaller copy behind. */
+void ir_reserve(Module *m, int n)
+{
+	if (n <= m->cap)
+		return;
+	Inst *p = realloc(m->insts, sizeof(Inst) * (size_t)n);
+	if (!p)
+		ir_die("out of memory (%d instructions)", n);
+	m->insts = p;
+	m->cap = n;
+}
+
 ValueId ir_append(Module *m, const Inst *in)
 {
-	if (m->ninsts == m->cap) {
-		int cap = m->cap ? m->cap * 2 : 64;
-		m->insts = arena_grow(&m->arena, m->insts, sizeof(Inst) * (size_t)m->cap,
-		                      sizeof(Inst) * (size_t)cap);
-		m->cap = cap;
-	}
+	if (m->ninsts == m->cap)
+		ir_reserve(m, m->cap ? m->cap * 2 : 64);
 	m->insts[m->ninsts] = *in;
 	return m->ninsts++;
 }

@@ -237,7 +237,7 @@ typedef struct Module {
 	const char *file;   /* source file for diagnostics, or NULL */
 	Level level;
 	Mesh mesh;
-	Inst *insts;        /* (ninsts) */
+	Inst *insts;        /* (ninsts) malloc'd, grown by ir_reserve */
 	int ninsts, cap;
 	ValueId *outputs;   /* (noutputs) the returned values */
 	int noutputs, outcap;
@@ -278,6 +278,8 @@ void ir_output(Module *m, ValueId v);
 /* Generic append: the caller fills everything; used by the parser. The
  * instruction is copied; args and attrs must already live in m's arena. */
 ValueId ir_append(Module *m, const Inst *in);
+/* Makes room for n instructions (m->insts may move). */
+void ir_reserve(Module *m, int n);
 
 /* Copies instruction v of src to the end of dst with operands args (values
  * of dst); attributes and the value name are deep-copied (the name is

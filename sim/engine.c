@@ -131,9 +131,17 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 	double hbm_rate = c->hbm_bw * c->hbm_efficiency;
 	int dma_next = 0, rc = 0;
 
+	/* The chip issues its instruction stream in order: no op starts before
+	 * the one before it started (issue). A done (dma_done, coll_done) waits
+	 * in the stream: nothing after it starts before the transfer ends. A
+	 * collective not split into start/done is synchronous: the same wait
+	 * right after it. */
+	double issue_at = 0;
 	for (int v = 0; v < n && rc == 0; v++) {
 		const Inst *in = &m->insts[v];
-		double t = 0;
+		int sync = (ir_ops[in->op].flags & OPF_COLLECTIVE) || in->op == OP_COLL_DONE ||
+		           in->op == OP_DMA_DONE;
+		double t = issue_at;
 		for (int i = 0; i < in->nargs; i++)
 			t = fmax(t, ready[in->args[i]]);
 		/* memory: this value becomes live; overflow spills to HBM */
@@ -216,6 +224,10 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 		if (rc)
 			break;
 		ready[v] = op->end;
+		if (op->start > issue_at)
+			issue_at = op->start;
+		if (sync && op->end > issue_at)
+			issue_at = op->end;
 		r->flops += cost_flops(m, in);
 		r->seconds = fmax(r->seconds, op->end);
 		/* values whose last use this was die now (and dead definitions) */

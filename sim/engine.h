@@ -8,7 +8,10 @@
  * dma_start occupies the DMA path (at most dma_engines transfers in flight,
  * sharing the HBM bandwidth) and dma_done(start) is ready when the transfer
  * completes; coll_start/coll_done likewise on ICI (or DCN when the
- * instruction's unit says so). Ops with no unit (parameter, constant,
+ * instruction's unit says so). The stream is issued in order: no op starts
+ * before the op before it started, and a done (or a collective not split
+ * into start/done, which is synchronous) holds every later op until the
+ * transfer ends, as the core waits at it. Ops with no unit (parameter, constant,
  * reshape) take no time. Values in VMEM/CMEM are live from definition to
  * last use; what exceeds the capacity spills to HBM and its producer pays the
  * round trip.

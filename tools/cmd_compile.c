@@ -208,6 +208,7 @@ static int compile_model_stage(CompileArgs *o)
 	Diag d;
 	diag_init(&d);
 	Compiled c;
+	o->model.o.c.keep_stages = 1;
 	if (compile_model(&o->model.o.c, &c, &d)) {
 		fprintf(stderr, "podsim compile: %s\n", d.msg);
 		compiled_free(&c);

@@ -57,6 +57,38 @@ static void place(Module *m, ValueId v, Unit u, MemSpace ms)
 }
 
 /* A dma_start (to a memory space) of x, and its dma_done. */
+static ValueId async_done(Module *m, ValueId s)
+{
+	Inst in = m->insts[s];
+	int dma = in.op == OP_DMA_START;
+	in.op = dma ? OP_DMA_DONE : OP_COLL_DONE;
+	in.nattrs = 0;
+	in.attrs = NULL;
+	in.args = arena_alloc(&m->arena, sizeof(ValueId));
+	in.args[0] = s;
+	in.mem = dma ? MEM_VMEM : MEM_HBM;
+	return ir_append(m, &in);
+}
+
+/* A start alone; its done comes later (async_done), where the stream waits. */
+static ValueId async_start(Module *m, Op start_op, ValueId x, const char *to)
+{
+	Inst in;
+	memset(&in, 0, sizeof in);
+	in.op = start_op;
+	in.type = m->insts[x].type;
+	in.nargs = 1;
+	in.args = arena_alloc(&m->arena, sizeof(ValueId));
+	in.args[0] = x;
+	in.unit = start_op == OP_DMA_START ? UNIT_DMA : UNIT_ICI;
+	ValueId s = ir_append(m, &in);
+	if (start_op == OP_DMA_START)
+		ir_set_str(m, s, "to", to);
+	else
+		ir_set_str(m, s, "op", "all_reduce");
+	return s;
+}
+
 static ValueId async_pair(Module *m, Op start_op, ValueId x, const char *to, ValueId *start)
 {
 	Inst in;
@@ -215,8 +247,11 @@ START_TEST(dma_time_and_engine_limit)
 	 * latencies (one wave per engine set), not one latency each */
 	m = ir_module_new("dmas", LEVEL_GRAPH);
 	x = param(m, "x", t2(DT_F32, 8, 128), MEM_HBM);
+	ValueId starts[64];
+	for (int i = 0; i < 2 * c.dma_engines; i++) /* all in flight, then waited for */
+		starts[i] = async_start(m, OP_DMA_START, x, "vmem");
 	for (int i = 0; i < 2 * c.dma_engines; i++)
-		ir_output(m, async_pair(m, OP_DMA_START, x, "vmem", NULL));
+		ir_output(m, async_done(m, starts[i]));
 	m->level = LEVEL_TILED;
 	r = run(m, &c, NULL);
 	ck_assert_msg(r.seconds > 2 * c.dma_latency && r.seconds < 3 * c.dma_latency,
@@ -237,10 +272,10 @@ START_TEST(async_dma_overlaps_compute)
 	ValueId a = param(m, "a", t2(DT_BF16, 1024, 4096), MEM_VMEM);
 	ValueId b = param(m, "b", t2(DT_BF16, 4096, 1024), MEM_VMEM);
 	ValueId x = param(m, "x", t2(DT_F32, 1024, 1024), MEM_HBM);
-	ValueId ds;
-	ValueId dn = async_pair(m, OP_DMA_START, x, "vmem", &ds);
+	ValueId ds = async_start(m, OP_DMA_START, x, "vmem");
 	ValueId y = ir_matmul(m, a, b);
 	ValueId y32 = ir_convert(m, y, DT_F32);
+	ValueId dn = async_done(m, ds);
 	ValueId z = ir_binary(m, OP_ADD, dn, y32);
 	place(m, y, UNIT_MXU, MEM_VMEM);
 	place(m, y32, UNIT_VPU, MEM_VMEM);
@@ -266,7 +301,7 @@ START_TEST(async_dma_overlaps_compute)
 END_TEST
 
 /* Two independent VPU ops run one after the other on the one VPU; an MXU op
- * beside them runs in parallel. */
+ * issued after them (in order: when the second starts) runs beside it. */
 START_TEST(units_in_parallel_ops_in_order)
 {
 	Chip c = chip("tpu-v5e");
@@ -285,11 +320,49 @@ START_TEST(units_in_parallel_ops_in_order)
 	SimResult r = run(m, &c, NULL);
 	ck_assert(r.ops[q].start >= r.ops[p].end);     /* one VPU: in order */
 	ck_assert(r.ops[y].start < r.ops[q].end);      /* MXU alongside */
-	ck_assert(r.ops[y].start == 0);
+	ck_assert(r.ops[y].start == r.ops[q].start);   /* issued in order */
 	double longest = fmax(r.ops[q].end, r.ops[y].end);
 	ck_assert(fabs(r.seconds - longest) < 1e-15);
 	sim_result_free(&r);
 	ir_module_free(m);
+}
+END_TEST
+
+static double fixed_collective(void *ctx, const Inst *in, const Module *m);
+
+/* The stream waits at a done: an independent matmul after coll_done starts
+ * only when the collective ends; before the done it runs under it. A plain
+ * (synchronous) collective holds the stream the same way. */
+START_TEST(done_holds_the_stream)
+{
+	Chip c = chip("tpu-v4");
+	double fixed = 1e-3;
+	EngineOptions o = {fixed_collective, &fixed};
+	for (int sync = 0; sync < 2; sync++) {
+		Module *m = ir_module_new("wait", LEVEL_GRAPH);
+		m->mesh.naxes = 1;
+		m->mesh.axes[0] = (MeshAxis){"data", 4, 1};
+		ValueId g = param(m, "g", t2(DT_F32, 1024, 1024), MEM_HBM);
+		ValueId a = param(m, "a", t2(DT_BF16, 2048, 2048), MEM_VMEM);
+		ValueId cd;
+		if (sync) {
+			cd = ir_collective(m, OP_ALL_REDUCE, g, 1u, 0);
+			m->insts[cd].unit = UNIT_ICI;
+		} else {
+			cd = async_done(m, async_start(m, OP_COLL_START, g, NULL));
+		}
+		ValueId y = ir_matmul(m, a, a);
+		place(m, y, UNIT_MXU, MEM_VMEM);
+		ir_output(m, cd);
+		ir_output(m, y);
+		m->level = LEVEL_TILED;
+		SimResult r = run(m, &c, &o);
+		ck_assert_msg(r.ops[y].start >= fixed - 1e-15, "sync=%d: matmul starts at %g", sync,
+		              r.ops[y].start);
+		ck_assert(fabs(r.seconds - (fixed + (r.ops[y].end - r.ops[y].start))) < 1e-12);
+		sim_result_free(&r);
+		ir_module_free(m);
+	}
 }
 END_TEST
 
@@ -306,9 +379,9 @@ START_TEST(collective_hook_and_async_overlap)
 	Module *m = ir_module_new("coll", LEVEL_GRAPH);
 	ValueId g = param(m, "g", t2(DT_F32, 1024, 1024), MEM_HBM);
 	ValueId a = param(m, "a", t2(DT_BF16, 2048, 2048), MEM_VMEM);
-	ValueId cs;
-	ValueId cd = async_pair(m, OP_COLL_START, g, NULL, &cs);
+	ValueId cs = async_start(m, OP_COLL_START, g, NULL);
 	ValueId y = ir_matmul(m, a, a);
+	ValueId cd = async_done(m, cs);
 	place(m, y, UNIT_MXU, MEM_VMEM);
 	ir_output(m, cd);
 	ir_output(m, y);
@@ -496,6 +569,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, async_dma_overlaps_compute);
 	tcase_add_test(tc, units_in_parallel_ops_in_order);
 	tcase_add_test(tc, collective_hook_and_async_overlap);
+	tcase_add_test(tc, done_holds_the_stream);
 	tcase_add_test(tc, vmem_spill_costs_time);
 	tcase_add_test(tc, trace_file_is_chrome_json);
 	tcase_add_test(tc, graph_level_is_rejected);

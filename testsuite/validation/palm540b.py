@@ -26,4 +26,12 @@ for name, pred, pub, tol in (("MFU", 100 * e["mfu"], 46.2, 4.0),
 print("  %-12s %10.0f %10.0f" % ("tokens/s", e["tokens_per_s"], 238.3e3))
 print("  memory/chip  %.1f GiB of %.1f GiB, fits: %s" % (
     e["memory"]["per_chip_bytes"] / 2**30, e["memory"]["hbm_bytes"] / 2**30, e["memory"]["fits"]))
+# Weak scaling (printed, not held to a tolerance: the paper gives one figure,
+# 2 pods at 1.95x one pod): one pod with half the batch.
+one = [a for a in cmd]
+one[one.index("--slices") + 1] = "1"
+one[one.index("--batch") + 1] = "1024"
+del one[one.index("--dcn"):one.index("--dcn") + 2]
+e1 = json.loads(subprocess.run(one, check=True, capture_output=True, text=True).stdout)
+print("  2 pods / 1 pod throughput: %.3fx (published 1.95x)" % (e["tokens_per_s"] / e1["tokens_per_s"]))
 sys.exit(0 if ok else 1)
