@@ -7,6 +7,9 @@
  * annotations, with all_gather / reduce_scatter / all_reduce / all_to_all
  * inserted, and per-partition slices (slice ops carrying partition=[axes],
  * which on chip c take c's shard) where a value becomes more sharded.
+ * partition=[axes] also marks an iota counting along a split dim (it starts
+ * at the chip's offset) and a gather from a table split by rows (the chip
+ * holds rows from its offset; other rows read as zero, a partial sum).
  *
  * Walks the instructions once in order. Each global value v has a state
  * st[v] (per-dim mesh-axis sets, plus axes over which it is a pending partial
@@ -146,6 +149,16 @@ static ValueId coll(Ctx *c, Op op, ValueId x, uint32_t axes, int dim, int dim2, 
 	return v;
 }
 
+static void set_partition(Ctx *c, ValueId v, uint32_t axes)
+{
+	const char *names[IR_MAX_MESH_AXES];
+	int n = 0;
+	for (int i = 0; i < c->mesh->naxes; i++)
+		if (axes & (1u << i))
+			names[n++] = c->mesh->axes[i].name;
+	ir_set_names(c->out, v, "partition", n, names);
+}
+
 /* This chip's shard of x along dim over axes: a slice the chip takes at its
  * own coordinate (partition=[axes]); start/limit describe chip 0's. */
 static ValueId local_slice(Ctx *c, ValueId x, int dim, uint32_t axes)
@@ -157,12 +170,7 @@ static ValueId local_slice(Ctx *c, ValueId x, int dim, uint32_t axes)
 	int64_t k = axes_size(c, axes);
 	limit[dim] = (limit[dim] + k - 1) / k; /* padded when uneven */
 	ValueId v = ir_slice(c->out, x, start, limit);
-	const char *names[IR_MAX_MESH_AXES];
-	int n = 0;
-	for (int i = 0; i < c->mesh->naxes; i++)
-		if (axes & (1u << i))
-			names[n++] = c->mesh->axes[i].name;
-	ir_set_names(c->out, v, "partition", n, names);
+	set_partition(c, v, axes);
 	return v;
 }
 
@@ -213,7 +221,14 @@ static ValueId remake_free(Ctx *c, ValueId gv, const Shd *want)
 		check_inst(c->out, v);
 		return v;
 	}
-	return emit(c, gi, NULL, &lt);
+	ValueId v = emit(c, gi, NULL, &lt);
+	if (gi->op == OP_IOTA) {
+		/* counting along a split dim starts at this chip's offset */
+		uint32_t axes = want->s[ir_attr_int(gi, "dim", 0)];
+		if (axes)
+			set_partition(c, v, axes);
+	}
+	return v;
 }
 
 /* Resolves x's pending partial, reduce-scattering onto the dims want shards. */
@@ -946,6 +961,8 @@ static void rule_gather(Ctx *c, ValueId v)
 		res.s[r++] = T.s[d];
 	Type lt = local_type(c, &gi->type, &res);
 	c->loc[v] = emit(c, gi, args, &lt);
+	if (T.s[0]) /* this chip's rows start at its offset; others read as zero */
+		set_partition(c, c->loc[v], T.s[0]);
 	check_inst(c->out, c->loc[v]);
 	res.partial = T.s[0];
 	c->st[v] = res;
