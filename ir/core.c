@@ -85,7 +85,8 @@ void *arena_alloc(Arena *a, size_t n)
 	ArenaBlock *b = a->head;
 	if (!b || b->size - b->used < n) {
 		size_t size = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
-		b = malloc(sizeof *b + size);
+		/* zeroed once here: arena memory is never handed out twice */
+		b = calloc(1, sizeof *b + size);
 		if (!b)
 			ir_die("out of memory (%zu bytes)", size);
 		b->size = size;
@@ -103,7 +104,6 @@ void *arena_alloc(Arena *a, size_t n)
 	void *p = b->data + b->used;
 	b->used += n;
 	a->used_bytes += n;
-	memset(p, 0, n);
 	return p;
 }
 
@@ -246,8 +246,8 @@ int64_t mesh_axes_size(const Mesh *m, uint32_t axes)
 
 const Attr *ir_attr(const Inst *in, const char *key)
 {
-	for (int i = 0; i < in->nattrs; i++)
-		if (strcmp(in->attrs[i].key, key) == 0)
+	for (int i = 0; i < in->nattrs; i++) /* first letters differ mostly */
+		if (in->attrs[i].key[0] == key[0] && strcmp(in->attrs[i].key, key) == 0)
 			return &in->attrs[i];
 	return NULL;
 }
