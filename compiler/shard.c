@@ -27,6 +27,7 @@
 #include "shard.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,12 +295,8 @@ static ValueId reshard_uncached(Ctx *c, ValueId gv, const Shd *want)
 	const Type *gt = &c->g->insts[gv].type;
 	Shd cur = c->st[gv];
 	ValueId x = c->loc[gv];
-	if (cur.free) {
-		int same = 1;
-		for (int d = 0; d < gt->rank; d++)
-			same &= cur.s[d] == want->s[d];
-		return same ? x : remake_free(c, gv, want);
-	}
+	if (cur.free) /* made where used, in the sharding wanted */
+		return remake_free(c, gv, want);
 	const Inst *gi = &c->g->insts[gv];
 	if (gi->op == OP_BROADCAST && !cur.partial && !want->partial) {
 		/* reshard the (smaller) operand and broadcast again */
@@ -560,15 +557,11 @@ static void rule_elemwise(Ctx *c, ValueId v)
 	for (int k = 0; k < gi->nargs; k++)
 		all_free &= c->st[gi->args[k]].free;
 	if (all_free) {
-		/* made in whatever sharding its users want (remake_free) */
-		for (int k = 0; k < gi->nargs; k++)
-			args[k] = c->loc[gi->args[k]];
+		/* made where used, in the sharding its user wants (remake_free) */
 		Shd t;
 		memset(&t, 0, sizeof t);
 		t.free = 1;
-		c->loc[v] = emit(c, gi, args, &gi->type);
-		c->out->insts[c->loc[v]].type = local_type(c, &gi->type, &t);
-		check_inst(c->out, c->loc[v]);
+		c->loc[v] = -1;
 		c->st[v] = t;
 		return;
 	}
@@ -841,6 +834,13 @@ static void rule_layout(Ctx *c, ValueId v)
 		res.pmax = a.pmax;
 		break;
 	case OP_BROADCAST:
+		if (a.free) { /* made where used */
+			memset(&res, 0, sizeof res);
+			res.free = 1;
+			c->loc[v] = -1;
+			c->st[v] = res;
+			return;
+		}
 		/* resolve a partial on the small side, not the broadcast one */
 		if (type_numel(ta) < type_numel(&gi->type)) {
 			a.partial = 0;
@@ -1031,9 +1031,7 @@ static int shard_inst_rule(Ctx *c, ValueId v)
 		memset(&s, 0, sizeof s);
 		s.free = 1;
 		c->st[v] = s;
-		c->loc[v] = emit(c, gi, NULL, &gi->type);
-		c->out->insts[c->loc[v]].type.rank = gi->type.rank;
-		memset(c->out->insts[c->loc[v]].type.shard, 0, sizeof gi->type.shard);
+		c->loc[v] = -1; /* made where used (remake_free) */
 		return 0;
 	}
 	case OP_DOT:
@@ -1139,6 +1137,8 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 			ir_output(c.out, reshard(&c, o, &want));
 		}
 	}
+	if (!rc && getenv("PODSIM_SHARD_STATS"))
+		fprintf(stderr, "shard: %d instructions before dce\n", c.out->ninsts);
 	if (!rc) {
 		Module *live = ir_dce(c.out);
 		ir_module_free(c.out);

@@ -85,6 +85,10 @@ Module *ir_dce(const Module *m)
 			live[m->insts[i].args[k]] = 1;
 	}
 	Module *out = ir_module_empty_like(m);
+	int nlive = 0;
+	for (int i = 0; i < m->ninsts; i++)
+		nlive += live[i];
+	ir_reserve(out, nlive); /* exactly: big modules are copied whole */
 	for (int i = 0; i < m->ninsts; i++) {
 		if (!live[i])
 			continue;

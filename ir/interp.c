@@ -152,11 +152,13 @@ typedef struct Ctx {
 	const Tensor *vals; /* (m->ninsts) results computed so far */
 	const InterpOptions *opt;
 	Diag *d;
+	const Tensor *argv; /* (in->nargs) operands given directly (ir_interp_inst),
+	                     * or NULL: operands are vals[in->args[i]] */
 } Ctx;
 
 static const Tensor *arg(const Ctx *c, int i)
 {
-	return &c->vals[c->in->args[i]];
+	return c->argv ? &c->argv[i] : &c->vals[c->in->args[i]];
 }
 
 static int fail(const Ctx *c, const char *fmt, const char *what)
@@ -546,7 +548,7 @@ int ir_interp(const Module *m, const Tensor *inputs, int ninputs,
 	int next_input = 0;
 	for (int i = 0; i < m->ninsts; i++) {
 		const Inst *in = &m->insts[i];
-		Ctx c = {m, in, vals, opt, d};
+		Ctx c = {m, in, vals, opt, d, NULL};
 		/* Re-check the shape rule so that a module that skipped the verifier
 		 * cannot make the index arithmetic read out of bounds. */
 		char err[256];
@@ -594,5 +596,43 @@ int ir_interp(const Module *m, const Tensor *inputs, int ninputs,
 		*values = vals;
 	else
 		free_values(vals, m->ninsts);
+	return 0;
+}
+
+int ir_interp_inst(const Module *m, ValueId v, const Tensor *args, float *out,
+                   const InterpOptions *opt, Diag *d)
+{
+	if (v < 0 || v >= m->ninsts)
+		ir_die("ir_interp_inst: value %d out of range", (int)v);
+	const Inst *in = &m->insts[v];
+	Ctx c = {m, in, NULL, opt, d, args};
+	if (in->op == OP_PARAMETER) {
+		diag_error(d, m->file, in->line, in->col,
+		           "%%%d: a parameter has no computation (the caller supplies it)", (int)v);
+		return -1;
+	}
+	for (int k = 0; k < in->nargs; k++)
+		if (!args[k].data || !type_same_shape(&args[k].type, &m->insts[in->args[k]].type)) {
+			diag_error(d, m->file, in->line, in->col,
+			           "%%%d = %s: operand %d has the wrong shape", (int)v,
+			           op_name(in->op), k);
+			return -1;
+		}
+	char err[256];
+	Type t;
+	int bad = ir_infer_type(m, in, &t, err, sizeof err) != 0;
+	if (bad || !type_same_shape(&t, &in->type)) {
+		diag_error(d, m->file, in->line, in->col, "%%%d = %s: %s", (int)v, op_name(in->op),
+		           bad ? err : "result type differs from its shape rule");
+		return -1;
+	}
+	int unused = 0;
+	if (run_inst(&c, NULL, &unused, out) != 0)
+		return -1;
+	if (opt && opt->bf16_round && in->type.dtype == DT_BF16) {
+		int64_t n = type_numel(&in->type);
+		for (int64_t k = 0; k < n; k++)
+			out[k] = bf16_round(out[k]);
+	}
 	return 0;
 }

@@ -346,5 +346,12 @@ int ir_interp(const Module *m, const Tensor *inputs, int ninputs,
               const InterpOptions *opt, Tensor *outputs, Tensor **values,
               Diag *d);
 float bf16_round(float x); /* round to nearest even, as the MXU input path */
+/* Computes instruction v of m alone, as ir_interp would: args holds its
+ * in->nargs operands (types as m says), out receives numel(result) floats
+ * (bf16-rounded per opt). Attributes ir_interp ignores (partition=[...])
+ * are ignored here too. A parameter is an error. Returns 0, or -1 with d
+ * filled. For executors that keep their own buffers (compiler/spmd.c). */
+int ir_interp_inst(const Module *m, ValueId v, const Tensor *args, float *out,
+                   const InterpOptions *opt, Diag *d);
 
 #endif

@@ -204,9 +204,8 @@ static int default_slice(const Chip *c, int64_t n, int shape[3])
 	return best;
 }
 
-int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d)
+int estimate_pod_init(const EstimateOptions *o, Pod *pod, Diag *d)
 {
-	memset(e, 0, sizeof *e);
 	const Chip *chip = &o->c.chip;
 	int64_t ici = 1, dcn = 1;
 	for (int i = 0; i < o->c.mesh.naxes; i++) {
@@ -233,65 +232,91 @@ int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d)
 		           (long long)dcn, o->nslices);
 		return -1;
 	}
-	Pod pod;
-	if (pod_init(&pod, chip, shape, nd, o->nslices, o->twisted, d))
-		return -1;
+	return pod_init(pod, chip, shape, nd, o->nslices, o->twisted, d);
+}
+
+int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Estimate *e,
+                      Diag *d)
+{
+	memset(e, 0, sizeof *e);
+	const Chip *chip = &o->c.chip;
+	int64_t ici = 1, dcn = 1;
+	for (int i = 0; i < o->c.mesh.naxes; i++) {
+		ici *= o->c.mesh.axes[i].ici;
+		dcn *= o->c.mesh.axes[i].dcn;
+	}
 	MeshPlacement mp;
-	Compiled c;
-	memset(&c, 0, sizeof c);
 	SimResult r;
 	memset(&r, 0, sizeof r);
 	int rc = -1;
-	if (pod_place_mesh(&pod, &o->c.mesh, o->place, &mp, d))
+	if (pod_place_mesh(pod, &o->c.mesh, o->place, &mp, d))
 		goto out;
-	pod_describe(&pod, e->pod, sizeof e->pod);
-	mesh_placement_describe(&pod, &mp, e->placement, sizeof e->placement);
-	if (compile_model(&o->c, &c, d))
-		goto out;
-	NetCtx net = {.pod = &pod, .mp = &mp, .mesh = &o->c.mesh};
+	pod_describe(pod, e->pod, sizeof e->pod);
+	mesh_placement_describe(pod, &mp, e->placement, sizeof e->placement);
+	NetCtx net = {.pod = pod, .mp = &mp, .mesh = &o->c.mesh};
 	EngineOptions eo = {.collective_time = net_time, .ctx = &net};
-	if (engine_run(c.program, chip, &eo, &r, d))
+	if (engine_run(c->program, chip, &eo, &r, d))
 		goto out;
 	if (net.failed) {
 		*d = net.diag;
 		goto out;
 	}
 	int k = o->c.microbatches;
-	double t_opt = optimizer_seconds(c.program, &r);
+	double t_opt = optimizer_seconds(c->program, &r);
 	e->step_time_s = k * (r.seconds - t_opt) + t_opt;
 	e->chips = (int)(ici * dcn);
-	e->tokens_per_step = (double)o->c.batch * (double)c.seq;
+	e->tokens_per_step = (double)o->c.batch * (double)c->seq;
 	if (o->c.model.family == FAMILY_ENCODER || o->c.model.family == FAMILY_MIXER)
 		e->tokens_per_step = (double)o->c.batch * (double)model_tokens_per_image(&o->c.model);
 	e->tokens_per_s = e->tokens_per_step / e->step_time_s;
-	e->params = c.params.total;
-	double per_token = model_flops_per_token(&o->c.model, &c.params, c.seq);
+	e->params = c->params.total;
+	double per_token = model_flops_per_token(&o->c.model, &c->params, c->seq);
 	if (o->c.forward_only)
 		per_token /= 3; /* the forward pass alone: 2N + 4LHQT */
 	e->model_flops_per_step = per_token * e->tokens_per_step;
-	e->hardware_flops_per_step = c.flops.hardware * k;
+	e->hardware_flops_per_step = c->flops.hardware * k;
 	e->peak_flops = chip->peak_flops;
 	e->mfu = e->model_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	e->hfu = e->hardware_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
-	time_split(chip, c.program, &r, e->breakdown_s);
+	time_split(chip, c->program, &r, e->breakdown_s);
 	for (int b = 0; b < BK_COUNT; b++) /* microbatches repeat all but the update */
 		e->breakdown_s[b] *= e->step_time_s / r.seconds;
 	e->collective_s = net.total;
 	e->chip_flops = r.flops * (e->step_time_s / r.seconds > 0 ? k : 1);
-	e->mem = c.mem;
-	if (!c.mem.fits) {
+	e->mem = c->mem;
+	if (!c->mem.fits) {
 		Diag md;
 		diag_init(&md);
-		memplan_error(c.program, &c.mem, &md);
+		memplan_error(c->program, &c->mem, &md);
 		const char *msg = strstr(md.msg, "error: ");
 		snprintf(e->nofit, sizeof e->nofit, "%s", msg ? msg + 7 : md.msg);
 	}
 	e->nsim_ops = r.nops;
-	if (o->trace && trace_write(o->trace, c.program, chip, &r, d))
+	if (o->trace && trace_write(o->trace, c->program, chip, &r, d))
 		goto out;
 	rc = 0;
 out:
 	sim_result_free(&r);
+	return rc;
+}
+
+int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d)
+{
+	memset(e, 0, sizeof *e);
+	Pod pod;
+	if (estimate_pod_init(o, &pod, d))
+		return -1;
+	MeshPlacement mp;
+	Compiled c;
+	memset(&c, 0, sizeof c);
+	int rc = -1;
+	/* the mesh's placement is checked before the (slower) compile */
+	if (pod_place_mesh(&pod, &o->c.mesh, o->place, &mp, d))
+		goto out;
+	if (compile_model(&o->c, &c, d))
+		goto out;
+	rc = estimate_simulate(o, &c, &pod, e, d);
+out:
 	compiled_free(&c);
 	pod_free(&pod);
 	return rc;

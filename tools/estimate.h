@@ -58,6 +58,17 @@ void estimate_options_default(EstimateOptions *o);
  * e->mem.fits), or -1 with d filled. */
 int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d);
 
+/* estimate_run in two parts, for reuse across layouts (podsim sweep): the
+ * compiled program does not depend on the slice, and a pod's memoised
+ * collective costs do not depend on the mesh.
+ * estimate_pod_init: the slice (o->slice, or derived from the mesh) checked
+ * against the mesh sizes, and pod_init; 0, or -1 with d (no pod to free).
+ * estimate_simulate: places o's mesh on pod, runs c->program (compiled
+ * from o->c) and fills e; 0, or -1 with d. pod is used by one thread. */
+int estimate_pod_init(const EstimateOptions *o, Pod *pod, Diag *d);
+int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Estimate *e,
+                      Diag *d);
+
 /* Prints e as a human report, or as one JSON object. */
 void estimate_print(FILE *out, const EstimateOptions *o, const Estimate *e);
 char *estimate_json(const EstimateOptions *o, const Estimate *e); /* malloc'd */
