@@ -58,21 +58,6 @@ static int is_view(const Inst *in)
 	return in->nargs == 1 && (in->op == OP_RESHAPE || in->op == OP_COLL_DONE);
 }
 
-/* The loss: output 0 seen through collectives and views. */
-static ValueId forward_end(const Module *m)
-{
-	if (m->noutputs < 1)
-		return m->ninsts;
-	ValueId v = m->outputs[0];
-	for (;;) {
-		const Inst *in = &m->insts[v];
-		int through = (ir_ops[in->op].flags & OPF_COLLECTIVE) || in->op == OP_COLL_START ||
-		              in->op == OP_COLL_DONE || in->op == OP_RESHAPE || in->op == OP_CONVERT;
-		if (in->nargs != 1 || !through)
-			return v;
-		v = in->args[0];
-	}
-}
 
 /* HBM bytes of the buffer v owns (v is its own root). */
 static double own_bytes(const Module *m, ValueId v)
@@ -196,7 +181,7 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 	}
 
 	/* Categories: activations, then gradients over them. */
-	ValueId fend = forward_end(m);
+	ValueId fend = program_forward_end(m);
 	for (int v = 0; v < n && v < fend; v++) {
 		if (flags[v] & F_PARAM || last[v] <= fend || bytes[v] == 0)
 			continue;

@@ -57,6 +57,12 @@ typedef struct ScheduleOptions {
  * back when overlap is 0), in an order the engine issues per unit. */
 Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d);
 
+/* The value that stands for the end of the forward pass in a per-chip
+ * program: the loss (output 0), seen through the collectives, async pairs
+ * and views that shard or schedule put after it; m->ninsts if no output.
+ * (compiler/schedule.c) */
+ValueId program_forward_end(const Module *m);
+
 /* ---- memplan (compiler/memplan.c) ---------------------------------------*/
 typedef enum MemCategory {
 	MEMCAT_WEIGHTS,     /* role="weight" parameters */

@@ -80,9 +80,7 @@ static int is_collective(const Inst *in)
 	return (ir_ops[in->op].flags & OPF_COLLECTIVE) != 0;
 }
 
-/* The value that stands for the forward's end: the loss, seen through the
- * collectives and views shard or an earlier schedule put after it. */
-static ValueId forward_end(const Module *m)
+ValueId program_forward_end(const Module *m)
 {
 	if (m->noutputs < 1)
 		return m->ninsts;
@@ -105,7 +103,7 @@ int schedule_segments(const Module *m, int *seg, int *segstart);
 int schedule_segments(const Module *m, int *seg, int *segstart)
 {
 	int n = m->ninsts, s = 0;
-	ValueId fend = forward_end(m);
+	ValueId fend = program_forward_end(m);
 	int64_t last_layer = -1;
 	int last_bwd = 0;
 	if (n > 0)
