@@ -12,6 +12,7 @@
  */
 #include "estimate.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -115,23 +116,75 @@ static int classify(const Chip *c, const Module *m, const Inst *in, Unit u)
 	}
 }
 
-typedef struct Event {
-	double t;
+/* Ops in flight, as a min-heap on their end times. */
+typedef struct Flight {
+	double end;
 	int cat;
-	int delta;
-} Event;
+} Flight;
 
-static int event_cmp(const void *a, const void *b)
+typedef struct Split {
+	double t;            /* accounted up to here */
+	int active[BK_COUNT];
+	double *out;
+	Flight *heap;
+	int n;
+} Split;
+
+static void split_advance(Split *sp, double t)
 {
-	const Event *x = a, *y = b;
-	return (x->t > y->t) - (x->t < y->t);
+	if (t <= sp->t)
+		return;
+	int cat = BK_IDLE;
+	for (int k = 0; k < BK_IDLE; k++)
+		if (sp->active[k] > 0) {
+			cat = k;
+			break;
+		}
+	sp->out[cat] += t - sp->t;
+	sp->t = t;
 }
 
+static void split_pop(Split *sp)
+{
+	Flight top = sp->heap[0];
+	split_advance(sp, top.end);
+	sp->active[top.cat]--;
+	Flight last = sp->heap[--sp->n];
+	int i = 0;
+	for (;;) {
+		int k = 2 * i + 1;
+		if (k >= sp->n)
+			break;
+		if (k + 1 < sp->n && sp->heap[k + 1].end < sp->heap[k].end)
+			k++;
+		if (sp->heap[k].end >= last.end)
+			break;
+		sp->heap[i] = sp->heap[k];
+		i = k;
+	}
+	if (sp->n)
+		sp->heap[i] = last;
+}
+
+static void split_push(Split *sp, double end, int cat)
+{
+	int i = sp->n++;
+	while (i > 0 && sp->heap[(i - 1) / 2].end > end) {
+		sp->heap[i] = sp->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	sp->heap[i] = (Flight){end, cat};
+	sp->active[cat]++;
+}
+
+/* One pass over the timeline. The chip issues in order, so ops start in
+ * program order; a heap of the ops in flight gives the ends in order. */
 static void time_split(const Chip *c, const Module *m, const SimResult *r, double out[BK_COUNT])
 {
 	memset(out, 0, sizeof(double) * BK_COUNT);
-	Event *ev = malloc(sizeof(Event) * (size_t)(2 * r->nops + 1));
-	int n = 0;
+	Split sp = {.out = out, .heap = malloc(sizeof(Flight) * (size_t)(r->nops + 1))};
+	if (!sp.heap)
+		ir_die("out of memory");
 	for (int i = 0; i < r->nops; i++) {
 		const SimOp *op = &r->ops[i];
 		if (op->end <= op->start)
@@ -139,28 +192,16 @@ static void time_split(const Chip *c, const Module *m, const SimResult *r, doubl
 		int cat = classify(c, m, &m->insts[i], op->unit);
 		if (cat < 0)
 			continue;
-		ev[n++] = (Event){op->start, cat, +1};
-		ev[n++] = (Event){op->end, cat, -1};
+		assert(op->start >= sp.t); /* in-order issue */
+		while (sp.n && sp.heap[0].end <= op->start)
+			split_pop(&sp);
+		split_advance(&sp, op->start);
+		split_push(&sp, op->end, cat);
 	}
-	qsort(ev, (size_t)n, sizeof *ev, event_cmp);
-	int active[BK_COUNT] = {0};
-	double t = 0;
-	for (int i = 0; i < n; i++) {
-		if (ev[i].t > t) {
-			int cat = BK_IDLE;
-			for (int k = 0; k < BK_IDLE; k++)
-				if (active[k] > 0) {
-					cat = k;
-					break;
-				}
-			out[cat] += ev[i].t - t;
-			t = ev[i].t;
-		}
-		active[ev[i].cat] += ev[i].delta;
-	}
-	if (r->seconds > t)
-		out[BK_IDLE] += r->seconds - t;
-	free(ev);
+	while (sp.n)
+		split_pop(&sp);
+	split_advance(&sp, r->seconds);
+	free(sp.heap);
 }
 
 /* The part of the run spent on the optimizer update: from the end of the
