@@ -7,8 +7,9 @@
  * annotations, with all_gather / reduce_scatter / all_reduce / all_to_all
  * inserted, and per-partition slices (slice ops carrying partition=[axes],
  * which on chip c take c's shard) where a value becomes more sharded.
- * partition=[axes] also marks an iota counting along a split dim (it starts
- * at the chip's offset) and a gather from a table split by rows (the chip
+ * partition=[axes] also marks an iota counting along a split dim and a
+ * one_hot whose depth is split (both start at the chip's offset), and a
+ * gather from a table split by rows (the chip
  * holds rows from its offset; other rows read as zero, a partial sum).
  *
  * Walks the instructions once in order. Each global value v has a state
@@ -194,6 +195,8 @@ static ValueId trim_padding(Ctx *c, ValueId x, const Type *gt, const Shd *cur, i
 
 /* Re-emits a constant-like value (constant, iota, broadcast of one) directly
  * in sharding want. */
+static ValueId reshard(Ctx *c, ValueId gv, const Shd *want);
+
 static ValueId remake_free(Ctx *c, ValueId gv, const Shd *want)
 {
 	const Inst *gi = &c->g->insts[gv];
@@ -208,6 +211,19 @@ static ValueId remake_free(Ctx *c, ValueId gv, const Shd *want)
 			os.s[i] = want->s[dims[i]];
 		ValueId a = remake_free(c, gi->args[0], &os);
 		ValueId v = emit(c, gi, &a, &lt);
+		check_inst(c->out, v);
+		return v;
+	}
+	if (gi->op == OP_ONE_HOT) {
+		/* the indices resharded, the depth counted from the chip's offset */
+		Shd os;
+		memset(&os, 0, sizeof os);
+		for (int d = 0; d + 1 < gi->type.rank; d++)
+			os.s[d] = want->s[d];
+		ValueId a = reshard(c, gi->args[0], &os);
+		ValueId v = emit(c, gi, &a, &lt);
+		if (want->s[gi->type.rank - 1])
+			set_partition(c, v, want->s[gi->type.rank - 1]);
 		check_inst(c->out, v);
 		return v;
 	}
@@ -1050,11 +1066,19 @@ static int shard_inst_rule(Ctx *c, ValueId v)
 	case OP_GATHER:
 		rule_gather(c, v);
 		return 0;
+	case OP_ONE_HOT:
+		if (!c->st[gi->args[0]].partial) { /* made where used (remake_free) */
+			memset(&c->st[v], 0, sizeof c->st[v]);
+			c->st[v].free = 1;
+			c->loc[v] = -1;
+			return 0;
+		}
+		rule_layout(c, v);
+		return 0;
 	case OP_TRANSPOSE:
 	case OP_BROADCAST:
 	case OP_SOFTMAX:
 	case OP_SLICE:
-	case OP_ONE_HOT:
 		rule_layout(c, v);
 		return 0;
 	default:

@@ -311,12 +311,14 @@ int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Est
 		e->tokens_per_step = (double)o->c.batch * (double)model_tokens_per_image(&o->c.model);
 	e->tokens_per_s = e->tokens_per_step / e->step_time_s;
 	e->params = c->params.total;
-	double per_token = model_flops_per_token(&o->c.model, &c->params, c->seq);
-	if (o->c.forward_only)
-		per_token /= 3; /* the forward pass alone: 2N + 4LHQT */
-	e->model_flops_per_step = per_token * e->tokens_per_step;
-	e->hardware_flops_per_step = c->flops.hardware * k;
-	e->peak_flops = chip->peak_flops;
+	/* Model FLOPs: the matmuls of forward and backward as the graph has them,
+	 * recomputation excluded; for a dense decoder that is exactly PaLM's
+	 * 6N + 12LHQT per token (tested in test_train), and it stays right for
+	 * encoder-decoders (each stack sees its own tokens), MoE (the experts a
+	 * token is routed to, with their capacity) and inference. Hardware FLOPs
+	 * add the recomputation. */
+	e->model_flops_per_step = c->flops.model_matmul * k;
+	e->hardware_flops_per_step = c->flops.hardware_matmul * k;
 	e->mfu = e->model_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	e->hfu = e->hardware_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	time_split(chip, c->program, &r, e->breakdown_s);
