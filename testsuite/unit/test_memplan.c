@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
 #include "compiler/train.h"
@@ -223,41 +224,17 @@ END_TEST
 static Module *tiled_step(const char *model, int64_t batch, int64_t seq, RematPolicy remat,
                           int fsdp, int tensor)
 {
-	ModelConfig cfg;
+	TestProg tp = {.model = model, .batch = batch, .seq = seq, .remat = remat,
+	               .optimizer = OPTIMIZER_ADAM, .naxes = 2,
+	               .axes = {{"fsdp", fsdp, 1}, {"tensor", tensor, 1}}};
+	Module *local = test_local_program(&tp);
+	test_plain_tiled(local);
 	Diag d;
 	diag_init(&d);
-	ck_assert_msg(model_load(model, &cfg, &d) == 0, "%s", d.msg);
-	BuildOptions bo;
-	build_options_default(&bo);
-	bo.batch = batch;
-	bo.seq = seq;
-	Module *fwd = model_build(&cfg, &bo, &d);
-	ck_assert_msg(fwd != NULL, "%s", d.msg);
-	model_annotate_logical(fwd);
-	TrainOptions to;
-	train_options_default(&to);
-	to.remat = remat;
-	to.optimizer = OPTIMIZER_ADAM;
-	Module *step = train_step(fwd, &to, &d);
-	ck_assert_msg(step != NULL, "%s", d.msg);
-	step->mesh.naxes = 2;
-	step->mesh.axes[0] = (MeshAxis){"fsdp", fsdp, 1};
-	step->mesh.axes[1] = (MeshAxis){"tensor", tensor, 1};
-	ShardRules r;
-	shard_rules_default(&step->mesh, &r);
-	Module *local = shard_module(step, &r, NULL, NULL, &d);
-	ck_assert_msg(local != NULL, "%s", d.msg);
-	local->level = LEVEL_TILED;
-	for (int i = 0; i < local->ninsts; i++) {
-		local->insts[i].unit = ir_ops[local->insts[i].op].unit;
-		local->insts[i].mem = MEM_HBM;
-	}
 	ScheduleOptions so = {1, 1};
 	Module *p = pass_schedule(local, &so, &d);
 	ck_assert_msg(p != NULL, "%s", d.msg);
 	ir_module_free(local);
-	ir_module_free(step);
-	ir_module_free(fwd);
 	return p;
 }
 

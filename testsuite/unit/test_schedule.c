@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
 #include "compiler/train.h"
@@ -21,40 +22,14 @@ int schedule_segments(const Module *m, int *seg, int *segstart);
 static Module *tiled_step(const char *model, int layers, RematPolicy remat, int fsdp,
                           int tensor)
 {
-	ModelConfig cfg;
+	TestProg p = {.model = model, .layers = layers, .batch = 8, .seq = 64, .remat = remat,
+	              .optimizer = OPTIMIZER_ADAM, .naxes = 2,
+	              .axes = {{"fsdp", fsdp, 1}, {"tensor", tensor, 1}}};
+	Module *local = test_local_program(&p);
+	test_plain_tiled(local);
 	Diag d;
 	diag_init(&d);
-	ck_assert_msg(model_load(model, &cfg, &d) == 0, "%s", d.msg);
-	if (layers > 0)
-		cfg.dec_layers = layers;
-	BuildOptions bo;
-	build_options_default(&bo);
-	bo.batch = 8;
-	bo.seq = 64;
-	Module *fwd = model_build(&cfg, &bo, &d);
-	ck_assert_msg(fwd != NULL, "%s", d.msg);
-	model_annotate_logical(fwd);
-	TrainOptions to;
-	train_options_default(&to);
-	to.remat = remat;
-	to.optimizer = OPTIMIZER_ADAM;
-	Module *step = train_step(fwd, &to, &d);
-	ck_assert_msg(step != NULL, "%s", d.msg);
-	step->mesh.naxes = 2;
-	step->mesh.axes[0] = (MeshAxis){"fsdp", fsdp, 1};
-	step->mesh.axes[1] = (MeshAxis){"tensor", tensor, 1};
-	ShardRules r;
-	shard_rules_default(&step->mesh, &r);
-	Module *local = shard_module(step, &r, NULL, NULL, &d);
-	ck_assert_msg(local != NULL, "%s", d.msg);
-	local->level = LEVEL_TILED;
-	for (int i = 0; i < local->ninsts; i++) {
-		local->insts[i].unit = ir_ops[local->insts[i].op].unit;
-		local->insts[i].mem = MEM_HBM;
-	}
 	ck_assert_msg(ir_verify(local, &d) == 0, "%s", d.msg);
-	ir_module_free(step);
-	ir_module_free(fwd);
 	return local;
 }
 

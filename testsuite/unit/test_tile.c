@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
 #include "compiler/train.h"
@@ -44,34 +45,11 @@ static Type ty(DType dt, int rank, const int64_t *dims)
 
 static Module *local_step(const char *model, int64_t batch, int64_t seq)
 {
-	ModelConfig cfg;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(model_load(model, &cfg, &d) == 0, "%s", d.msg);
-	BuildOptions bo;
-	build_options_default(&bo);
-	bo.batch = batch;
-	bo.seq = seq;
-	Module *fwd = model_build(&cfg, &bo, &d);
-	ck_assert_msg(fwd != NULL, "%s", d.msg);
-	model_annotate_logical(fwd);
-	TrainOptions to;
-	train_options_default(&to);
-	Module *step = train_step(fwd, &to, &d);
-	ck_assert_msg(step != NULL, "%s", d.msg);
 	/* 2D weight sharding inside a slice, data parallel over two slices:
 	 * the step has ICI collectives and DCN ones */
-	step->mesh.naxes = 3;
-	step->mesh.axes[0] = (MeshAxis){"fsdp", 4, 1};
-	step->mesh.axes[1] = (MeshAxis){"tensor", 2, 1};
-	step->mesh.axes[2] = (MeshAxis){"data", 1, 2};
-	ShardRules r;
-	shard_rules_default(&step->mesh, &r);
-	Module *local = shard_module(step, &r, NULL, NULL, &d);
-	ck_assert_msg(local != NULL, "%s", d.msg);
-	ir_module_free(fwd);
-	ir_module_free(step);
-	return local;
+	TestProg p = {.model = model, .batch = batch, .seq = seq, .optimizer = OPTIMIZER_ADAFACTOR,
+	              .naxes = 3, .axes = {{"fsdp", 4, 1}, {"tensor", 2, 1}, {"data", 1, 2}}};
+	return test_local_program(&p);
 }
 
 /* The dims of a dot's flattened groups and its tile per group. */
