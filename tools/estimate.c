@@ -319,6 +319,7 @@ int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Est
 	 * add the recomputation. */
 	e->model_flops_per_step = c->flops.model_matmul * k;
 	e->hardware_flops_per_step = c->flops.hardware_matmul * k;
+	e->peak_flops = chip->peak_flops;
 	e->mfu = e->model_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	e->hfu = e->hardware_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	time_split(chip, c->program, &r, e->breakdown_s);

@@ -13,6 +13,12 @@
  * thread keeps one Pod per slice shape whose memoised collective costs are
  * shared by every mesh it evaluates. SweepSpec.brute turns both off (and
  * the pruning), for tests that check they change nothing.
+ *
+ * Deep models whose layers repeat are evaluated at three small depths and,
+ * when those grow linearly, extended to the full depth (see Sweep.depth);
+ * SweepSpec.exact
+ * evaluates every layout at full depth instead. Both are tested against
+ * each other (testsuite/e2e/sweep_depth.sh).
  */
 #ifndef PODSIM_SWEEP_H
 #define PODSIM_SWEEP_H
@@ -40,6 +46,7 @@ typedef struct SweepSpec {
 	int slice[3];
 	int max_shapes;       /* slice shapes tried per sweep (the most cubic first) */
 	int brute;            /* 1: no pruning, no reuse: estimate_run per layout */
+	int exact;            /* 1: every layout at the model's full depth */
 } SweepSpec;
 
 void sweep_spec_default(SweepSpec *s);
@@ -68,6 +75,7 @@ typedef struct SweepResult {
 	double mem_bytes;  /* per chip at the peak (SWEEP_PRUNED: the lower bound), bytes */
 	double hbm_bytes;  /* the chip's HBM, bytes */
 	int fits;
+	int extrapolated;  /* 1: from the small depths (see Sweep.depth) */
 	char error[200];   /* SWEEP_FAILED: the message */
 } SweepResult;
 
@@ -89,6 +97,18 @@ typedef struct Sweep {
 	int nskips;
 	SweepCount skips[32]; /* layouts skipped before evaluation, by reason */
 	long skipped;         /* their total */
+	/* Depth extrapolation: a model whose layers repeat with period p
+	 * (p = moe_every for MoE, else 1) is evaluated at depth[k] = (4 + k) p
+	 * layers per stack, k = 0, 1, 2. When step time and peak memory grow
+	 * by the same amount from each depth to the next (to 1e-3 relative),
+	 * every metric that grows with the depth (step time, FLOPs, peak
+	 * memory) is extended linearly to the full depth L:
+	 * x = x2 + (L - 6p) / p (x2 - x1). Otherwise the layout is evaluated at
+	 * full depth. ndepths is 0 (always full depth) when the model does not
+	 * qualify (L <= 6p, stacks of different depths) or spec.exact is set. */
+	int ndepths;
+	int depth[3];
+	long full_depth;      /* layouts evaluated at full depth after the check failed */
 	double weight_bytes;  /* all weights, unsharded, bytes */
 	/* weights by the set of sweep axes that may split them (bit per AX_) */
 	double weight_bytes_by_axes[1 << AX_COUNT];

@@ -31,6 +31,7 @@ for k in ("per_chip_bytes", "hbm_bytes", "fits"):
 for k in ("compute", "exposed_comm", "mxu", "vpu", "hbm_bound", "exposed_ici", "exposed_dcn", "idle"):
     assert k in e["breakdown_s"], k
 assert e["chips"] == 8
+assert e["peak_flops_per_chip"] > 2e14  # tpu-v4: 2 x 4 MXUs of 128x128 at 1.05 GHz
 assert abs(e["tokens_per_s"] - e["tokens_per_step"] / e["step_time_s"]) < 1e-6 * e["tokens_per_s"]
 assert 0 < e["mfu"] <= e["hfu"] <= 1, (e["mfu"], e["hfu"])
 b = e["breakdown_s"]

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# podsim sweep's depth extrapolation against full-depth evaluation
+# (--exact) on PaLM 8B (32 layers) over 8 TPU v4 chips: the same layouts
+# fit; a layout that fits has exactly the full-depth numbers; one that does
+# not, extended from 4, 5 and 6 layers, has its step time, MFU and HFU
+# within 1% and a peak memory that does not exceed the full-depth one (the
+# lower bound docs/sweep.md claims).
+set -uo pipefail
+podsim="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+space=(sweep --model palm-8b --chip tpu-v4 --chips 8 --batch 16 --seq 2048
+	--remat none,minimal,full --microbatches 1,2 --shapes 1 --json)
+"$podsim" "${space[@]}" >"$tmp/fast.json" 2>"$tmp/err" ||
+	fail "sweep: exit $? ($(head -c 300 "$tmp/err"))"
+"$podsim" "${space[@]}" --exact >"$tmp/exact.json" 2>"$tmp/err" ||
+	fail "sweep --exact: exit $? ($(head -c 300 "$tmp/err"))"
+# reuse (one compile per depth and group, pods shared across meshes) changes
+# nothing here either
+"$podsim" "${space[@]}" --no-prune >"$tmp/brute.json" 2>"$tmp/err" ||
+	fail "sweep --no-prune: exit $? ($(head -c 300 "$tmp/err"))"
+cmp -s "$tmp/fast.json" "$tmp/brute.json" || fail "sweep and sweep --no-prune differ"
+
+python3 - "$tmp/fast.json" "$tmp/exact.json" <<'PY' || fail "extrapolated vs full depth"
+import json, sys
+fast, exact = (json.load(open(p)) for p in sys.argv[1:3])
+assert fast["summary"]["small_depths"] == [4, 5, 6], fast["summary"]
+assert exact["summary"]["small_depths"] == [] and exact["summary"]["extrapolated"] == 0
+key = lambda r: (r["ici"], r["dcn"], r["slice"], r["remat"], r["microbatches"])
+F = {key(r): r for r in fast["layouts"]}
+E = {key(r): r for r in exact["layouts"]}
+assert F.keys() == E.keys()
+strip = lambda r: {k: v for k, v in r.items() if k != "rank"}
+n = 0
+for k, f in F.items():
+    e = E[k]
+    assert f["memory"]["fits"] == e["memory"]["fits"], ("fit differs", k, f, e)
+    if not f.get("extrapolated"):
+        assert strip(f) == strip(e), ("full-depth rows differ", k, f, e)
+        continue
+    n += 1
+    assert not f["memory"]["fits"] and f["memory"]["lower_bound"], f
+    for m in ("step_time_s", "mfu", "hfu"):
+        assert abs(f[m] - e[m]) <= 0.01 * e[m], (k, m, f[m], e[m])
+    assert f["memory"]["per_chip_bytes"] <= e["memory"]["per_chip_bytes"] * (1 + 1e-9), (k, f, e)
+assert n > 0, "no layout was extrapolated: the test space is wrong"
+assert n < len(F), "every layout was extrapolated: the test space is wrong"
+# the layouts that fit rank the same
+fits = lambda doc: [key(r) for r in doc["layouts"] if r["memory"]["fits"]]
+assert fits(fast) == fits(exact)
+PY
+
+[ "$fails" = 0 ] || exit 1
+echo "sweep_depth: ok"
