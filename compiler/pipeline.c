@@ -75,8 +75,8 @@ int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
 			return -1;
 		/* recomputation nothing reads (a layer's last matmuls) is dropped,
 		 * as XLA drops it: hardware FLOPs count what runs */
-		c->step = ir_dce(step);
-		ir_module_free(step);
+		ir_dce_inplace(step);
+		c->step = step;
 	}
 	c->step->mesh = o->mesh;
 	flops_count(c->step, &c->flops);

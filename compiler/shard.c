@@ -1163,11 +1163,8 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	}
 	if (!rc && getenv("PODSIM_SHARD_STATS"))
 		fprintf(stderr, "shard: %d instructions before dce\n", c.out->ninsts);
-	if (!rc) {
-		Module *live = ir_dce(c.out);
-		ir_module_free(c.out);
-		c.out = live;
-	}
+	if (!rc)
+		ir_dce_inplace(c.out);
 	if (!rc && shardings) {
 		*shardings = calloc(n, sizeof(Type));
 		for (int i = 0; i < g->ninsts; i++) {

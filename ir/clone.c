@@ -106,3 +106,41 @@ Module *ir_dce(const Module *m)
 	free(args);
 	return out;
 }
+
+void ir_dce_inplace(Module *m)
+{
+	size_t n = (size_t)(m->ninsts ? m->ninsts : 1);
+	unsigned char *live = calloc(n, 1);
+	ValueId *map = malloc(sizeof(ValueId) * n);
+	if (!live || !map)
+		ir_die("out of memory");
+	for (int i = 0; i < m->noutputs; i++)
+		live[m->outputs[i]] = 1;
+	for (int i = m->ninsts - 1; i >= 0; i--) {
+		if (m->insts[i].op == OP_PARAMETER)
+			live[i] = 1;
+		if (!live[i])
+			continue;
+		for (int k = 0; k < m->insts[i].nargs; k++)
+			live[m->insts[i].args[k]] = 1;
+	}
+	/* operands precede their users, so moving down never overwrites an
+	 * instruction not yet moved */
+	int j = 0;
+	for (int i = 0; i < m->ninsts; i++) {
+		if (!live[i])
+			continue;
+		Inst *in = &m->insts[i];
+		for (int k = 0; k < in->nargs; k++)
+			in->args[k] = map[in->args[k]];
+		map[i] = j;
+		if (j != i)
+			m->insts[j] = *in;
+		j++;
+	}
+	m->ninsts = j;
+	for (int i = 0; i < m->noutputs; i++)
+		m->outputs[i] = map[m->outputs[i]];
+	free(live);
+	free(map);
+}

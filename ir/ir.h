@@ -290,6 +290,10 @@ Module *ir_module_empty_like(const Module *src);
 /* A copy of m without instructions no output depends on (parameters are
  * always kept). */
 Module *ir_dce(const Module *m);
+/* The same in place: dead instructions are dropped and values renumbered
+ * (each instruction's operand array must be its own, as the builder and
+ * ir_clone_inst make them). */
+void ir_dce_inplace(Module *m);
 
 /* Attribute helpers (attrs live in the module arena). */
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs);
