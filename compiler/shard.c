@@ -248,6 +248,19 @@ static ValueId remake_free(Ctx *c, ValueId gv, const Shd *want)
 	return v;
 }
 
+/* The local shard of a dim split over several axes is in mesh order (the
+ * first axis major). A collective or slice that adds axes to a dim
+ * subdivides the chip's part, so the added axes become the minor ones; one
+ * that removes axes concatenates neighbouring parts, so the removed axes
+ * must be the minor ones. Both keep mesh order only if every axis of
+ * minor comes after every axis of major. */
+static int minor_after(uint32_t major, uint32_t minor)
+{
+	if (!major || !minor)
+		return 1;
+	return (minor & -minor) > (1u << (31 - __builtin_clz(major)));
+}
+
 /* Resolves x's pending partial, reduce-scattering onto the dims want shards. */
 static ValueId materialize(Ctx *c, const Type *gt, ValueId x, Shd *cur, const Shd *want)
 {
@@ -256,7 +269,7 @@ static ValueId materialize(Ctx *c, const Type *gt, ValueId x, Shd *cur, const Sh
 		return x;
 	for (int d = 0; d < gt->rank && p && !cur->pmax; d++) {
 		uint32_t a = want->s[d] & p & ~cur->s[d];
-		if (!a)
+		if (!a || !minor_after(cur->s[d], a))
 			continue;
 		int64_t ldim = c->out->insts[x].type.dims[d];
 		if (ldim % axes_size(c, a))
@@ -352,6 +365,8 @@ static ValueId reshard_uncached(Ctx *c, ValueId gv, const Shd *want)
 		}
 		if (from < 0 || to < 0 || from == to)
 			continue;
+		if (!minor_after(cur.s[from] & ~bit, bit) || !minor_after(cur.s[to], bit))
+			continue;
 		const Type *lt = &c->out->insts[x].type;
 		if (lt->dims[to] % axes_size(c, bit) || gt->dims[from] % axes_size(c, cur.s[from]))
 			continue;
@@ -361,6 +376,11 @@ static ValueId reshard_uncached(Ctx *c, ValueId gv, const Shd *want)
 	}
 	for (int d = 0; d < gt->rank; d++) {
 		uint32_t g = cur.s[d] & ~want->s[d];
+		/* a kept axis after a gathered one, or one a new axis must come
+		 * before: gather the whole dim and slice it again */
+		if ((g && !minor_after(cur.s[d] & ~g, g)) ||
+		    !minor_after(cur.s[d] & want->s[d], want->s[d] & ~cur.s[d]))
+			g = cur.s[d];
 		if (g) {
 			x = coll(c, OP_ALL_GATHER, x, g, d, 0, 0);
 			cur.s[d] &= ~g;
@@ -651,6 +671,22 @@ static void rule_dot(Ctx *c, ValueId v)
 	for (int d = 0; d < tb->rank; d++)
 		if (rrole[d] != 1)
 			R.s[d] &= ~batch_axes;
+	/* A result headed for a sharded weight's update (a hint) keeps on each
+	 * free dim only axes the hint puts there: the operand is gathered
+	 * otherwise, so the gradient reduce-scatters straight onto the weight's
+	 * shard (dW = x^T dy with x split on embed by tensor). */
+	if (c->has_hint[v]) {
+		const Shd *h = &c->hint[v];
+		int r = nlb;
+		for (int side = 0; side < 2; side++) {
+			Shd *S = side ? &R : &L;
+			const Type *tt = side ? tb : ta;
+			const uint32_t *role = side ? rrole : lrole;
+			for (int d = 0; d < tt->rank; d++)
+				if (!role[d])
+					S->s[d] &= h->s[r++];
+		}
+	}
 	/* Free dims: the lhs keeps its axes; the rhs gives up those in use. */
 	uint32_t res_axes = batch_axes;
 	for (int d = 0; d < ta->rank; d++)

@@ -36,17 +36,20 @@ typedef struct SpmdStats {
 	 * same instructions) by how they ran: */
 	int jit_ops;              /* a JIT kernel */
 	int interp_ops;           /* the reference interpreter (ir_interp_inst) */
-	int partition_ops;        /* slice/iota/gather with partition=[axes]:
+	int partition_ops;        /* slice/iota/gather/one_hot with partition=[axes]:
 	                           * the executor, per chip coordinate */
 	int collective_ops;       /* collectives (coll_start/coll_done pairs
 	                           * count once), data moved between chips */
 	int params;               /* parameters, filled from the inputs */
 	int other_ops;            /* no computation: coll_start */
+	int jit_kernels;          /* distinct kernels compiled (instructions that
+	                           * agree in op, types, attributes and tiling
+	                           * share one) */
 	double jit_compile_ms;    /* wall time of jit_compile, ms */
 	double run_ms;            /* wall time of the run on all chips, ms */
 	double bytes_moved;       /* bytes received by all chips at collectives
 	                           * (f32 storage), from other chips */
-	char jit_note[512];       /* why the JIT was not used, "" if it was */
+	char jit_note[1100];       /* why the JIT was not used, "" if it was */
 } SpmdStats;
 
 /* Runs prog on mesh_size(&prog->mesh) chips. inputs holds, for chip c and
