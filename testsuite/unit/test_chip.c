@@ -11,16 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testchip.h"
 #include "sim/chip.h"
-
-static Chip load_ok(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s: %s", name, d.msg);
-	return c;
-}
 
 START_TEST(all_presets_load)
 {
@@ -33,7 +25,7 @@ START_TEST(all_presets_load)
 		for (int i = 0; i < n; i++)
 			found |= !strcmp(chip_preset_name(i), want[w]);
 		ck_assert_msg(found, "preset %s missing", want[w]);
-		Chip c = load_ok(want[w]);
+		Chip c = test_chip(want[w]);
 		ck_assert_str_eq(c.name, want[w]);
 		ck_assert(c.ici_ndims == 2 || c.ici_ndims == 3);
 		ck_assert(c.hbm_bytes > 1e9 && c.hbm_bw > 1e11);
@@ -48,7 +40,7 @@ START_TEST(derived_peak_reconciles)
 {
 	static const char *names[] = {"tpu-v2", "tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p"};
 	for (int i = 0; i < 5; i++) {
-		Chip c = load_ok(names[i]);
+		Chip c = test_chip(names[i]);
 		ck_assert(!c.clock_from_peak);
 		double macs = (double)c.tensorcores * c.mxus_per_core * c.mxu_rows * c.mxu_cols;
 		ck_assert(fabs(c.peak_flops - 2 * macs * c.clock_hz) < 1);
@@ -57,7 +49,7 @@ START_TEST(derived_peak_reconciles)
 		              c.peak_flops_published);
 	}
 	/* hand check: v4 = 2 TC x 4 MXU x 128 x 128 x 2 x 1.05 GHz */
-	Chip v4 = load_ok("tpu-v4");
+	Chip v4 = test_chip("tpu-v4");
 	ck_assert(fabs(v4.peak_flops - 2.0 * 2 * 4 * 128 * 128 * 1.05e9) < 1);
 }
 END_TEST
@@ -65,12 +57,12 @@ END_TEST
 /* v6e and 7x publish no clock: it is derived from the peak, and flagged. */
 START_TEST(clock_from_peak_is_flagged)
 {
-	Chip c = load_ok("tpu-v6e");
+	Chip c = test_chip("tpu-v6e");
 	ck_assert(c.clock_from_peak);
 	ck_assert_int_eq(c.mxu_rows, 256);
 	ck_assert(fabs(c.peak_flops - c.peak_flops_published) < 1e3);
 	ck_assert(c.clock_hz > 3.4e9 && c.clock_hz < 3.6e9); /* 918e12 / (2*2*65536) */
-	Chip x = load_ok("tpu-7x");
+	Chip x = test_chip("tpu-7x");
 	ck_assert(x.clock_from_peak);
 	ck_assert(x.clock_hz > 4.3e9 && x.clock_hz < 4.5e9);
 }
@@ -78,7 +70,7 @@ END_TEST
 
 START_TEST(units_are_converted)
 {
-	Chip c = load_ok("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	ck_assert(fabs(c.clock_hz - 1.05e9) < 1);
 	ck_assert(fabs(c.vmem_bytes - 16.0 * 1024 * 1024) < 1);
 	ck_assert(fabs(c.hbm_bytes - 32.0 * 1024 * 1024 * 1024) < 1);
@@ -88,12 +80,12 @@ END_TEST
 
 START_TEST(wraparound_rules)
 {
-	Chip v4 = load_ok("tpu-v4");
+	Chip v4 = test_chip("tpu-v4");
 	ck_assert(chip_axis_wraps(&v4, 4));
 	ck_assert(chip_axis_wraps(&v4, 8));
 	ck_assert(!chip_axis_wraps(&v4, 2));
 	ck_assert(!chip_axis_wraps(&v4, 6));
-	Chip e = load_ok("tpu-v5e");
+	Chip e = test_chip("tpu-v5e");
 	ck_assert(chip_axis_wraps(&e, 16));
 	ck_assert(!chip_axis_wraps(&e, 8));
 	ck_assert(!chip_axis_wraps(&e, 4));
@@ -104,7 +96,7 @@ END_TEST
 
 static char *read_preset(void)
 {
-	Chip c = load_ok("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	FILE *f = fopen(c.path, "rb");
 	ck_assert(f != NULL);
 	static char buf[1 << 16];

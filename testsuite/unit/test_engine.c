@@ -17,31 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testchip.h"
 #include "ir/ir.h"
 #include "sim/chip.h"
 #include "sim/cost.h"
 #include "sim/engine.h"
 #include "sim/trace.h"
-
-static Chip chip(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s", d.msg);
-	return c;
-}
-
-static Type t2(DType dt, int64_t a, int64_t b)
-{
-	Type t;
-	memset(&t, 0, sizeof t);
-	t.dtype = dt;
-	t.rank = 2;
-	t.dims[0] = a;
-	t.dims[1] = b;
-	return t;
-}
 
 static ValueId param(Module *m, const char *name, Type t, MemSpace ms)
 {
@@ -127,8 +108,8 @@ static SimResult run(const Module *m, const Chip *c, const EngineOptions *o)
 static double matmul_seconds(const Chip *c, int64_t M, int64_t K, int64_t N, MemSpace ms)
 {
 	Module *m = ir_module_new("mm", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, M, K), ms);
-	ValueId b = param(m, "b", t2(DT_BF16, K, N), ms);
+	ValueId a = param(m, "a", test_t2(DT_BF16, M, K), ms);
+	ValueId b = param(m, "b", test_t2(DT_BF16, K, N), ms);
 	ValueId y = ir_matmul(m, a, b);
 	place(m, y, UNIT_MXU, ms);
 	ir_output(m, y);
@@ -145,7 +126,7 @@ static double matmul_seconds(const Chip *c, int64_t M, int64_t K, int64_t N, Mem
 START_TEST(roofline_large_matmul_at_peak)
 {
 	static const char *chips[] = {"tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"};
-	Chip c = chip(chips[_i]);
+	Chip c = test_chip(chips[_i]);
 	int64_t n = 8192;
 	double ideal = 2.0 * n * n * n / c.peak_flops;
 	double s = matmul_seconds(&c, n, n, n, MEM_HBM);
@@ -159,7 +140,7 @@ START_TEST(roofline_padding_is_paid)
 {
 	/* operands in VMEM (they fit): a skinny matmul from HBM would be
 	 * memory-bound and hide the padding */
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	int64_t M = 2048, K = 4096;
 	double fit = matmul_seconds(&c, M, K, c.mxu_cols, MEM_VMEM);
 	double over = matmul_seconds(&c, M, K, c.mxu_cols + 1, MEM_VMEM);
@@ -179,11 +160,11 @@ END_TEST
  * work, so the matmul runs at no more than 8/128 of peak. */
 START_TEST(small_row_tile_is_weight_load_bound)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	int64_t M = 2048, K = 2048, N = 2048;
 	Module *m = ir_module_new("mm", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, M, K), MEM_VMEM);
-	ValueId b = param(m, "b", t2(DT_BF16, K, N), MEM_VMEM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, M, K), MEM_VMEM);
+	ValueId b = param(m, "b", test_t2(DT_BF16, K, N), MEM_VMEM);
 	ValueId y = ir_matmul(m, a, b);
 	place(m, y, UNIT_MXU, MEM_VMEM);
 	ir_output(m, y);
@@ -207,11 +188,11 @@ END_TEST
 
 START_TEST(roofline_memory_bound_at_hbm_bw)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	int64_t r = 16384, k = 16384;
 	Module *m = ir_module_new("ew", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, r, k), MEM_HBM);
-	ValueId b = param(m, "b", t2(DT_BF16, r, k), MEM_HBM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, r, k), MEM_HBM);
+	ValueId b = param(m, "b", test_t2(DT_BF16, r, k), MEM_HBM);
 	ValueId y = ir_binary(m, OP_ADD, a, b);
 	place(m, y, UNIT_VPU, MEM_HBM);
 	ir_output(m, y);
@@ -229,10 +210,10 @@ END_TEST
 
 START_TEST(dma_time_and_engine_limit)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	/* one big DMA: latency + bytes at the achievable HBM bandwidth */
 	Module *m = ir_module_new("dma", LEVEL_GRAPH);
-	ValueId x = param(m, "x", t2(DT_F32, 1024, 1024), MEM_HBM);
+	ValueId x = param(m, "x", test_t2(DT_F32, 1024, 1024), MEM_HBM);
 	ir_output(m, async_pair(m, OP_DMA_START, x, "vmem", NULL));
 	m->level = LEVEL_TILED;
 	SimResult r = run(m, &c, NULL);
@@ -246,7 +227,7 @@ START_TEST(dma_time_and_engine_limit)
 	/* 2 x dma_engines tiny DMAs: latency-bound, so they complete in about two
 	 * latencies (one wave per engine set), not one latency each */
 	m = ir_module_new("dmas", LEVEL_GRAPH);
-	x = param(m, "x", t2(DT_F32, 8, 128), MEM_HBM);
+	x = param(m, "x", test_t2(DT_F32, 8, 128), MEM_HBM);
 	ValueId starts[64];
 	for (int i = 0; i < 2 * c.dma_engines; i++) /* all in flight, then waited for */
 		starts[i] = async_start(m, OP_DMA_START, x, "vmem");
@@ -267,11 +248,11 @@ END_TEST
  * the add starts only when both are done. */
 START_TEST(async_dma_overlaps_compute)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("ov", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, 1024, 4096), MEM_VMEM);
-	ValueId b = param(m, "b", t2(DT_BF16, 4096, 1024), MEM_VMEM);
-	ValueId x = param(m, "x", t2(DT_F32, 1024, 1024), MEM_HBM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, 1024, 4096), MEM_VMEM);
+	ValueId b = param(m, "b", test_t2(DT_BF16, 4096, 1024), MEM_VMEM);
+	ValueId x = param(m, "x", test_t2(DT_F32, 1024, 1024), MEM_HBM);
 	ValueId ds = async_start(m, OP_DMA_START, x, "vmem");
 	ValueId y = ir_matmul(m, a, b);
 	ValueId y32 = ir_convert(m, y, DT_F32);
@@ -304,9 +285,9 @@ END_TEST
  * issued after them (in order: when the second starts) runs beside it. */
 START_TEST(units_in_parallel_ops_in_order)
 {
-	Chip c = chip("tpu-v5e");
+	Chip c = test_chip("tpu-v5e");
 	Module *m = ir_module_new("par", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, 2048, 2048), MEM_VMEM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, 2048, 2048), MEM_VMEM);
 	ValueId p = ir_unary(m, OP_EXP, a);
 	ValueId q = ir_unary(m, OP_TANH, a);
 	ValueId y = ir_matmul(m, a, a);
@@ -335,15 +316,15 @@ static double fixed_collective(void *ctx, const Inst *in, const Module *m);
  * (synchronous) collective holds the stream the same way. */
 START_TEST(done_holds_the_stream)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	double fixed = 1e-3;
 	EngineOptions o = {fixed_collective, &fixed};
 	for (int sync = 0; sync < 2; sync++) {
 		Module *m = ir_module_new("wait", LEVEL_GRAPH);
 		m->mesh.naxes = 1;
 		m->mesh.axes[0] = (MeshAxis){"data", 4, 1};
-		ValueId g = param(m, "g", t2(DT_F32, 1024, 1024), MEM_HBM);
-		ValueId a = param(m, "a", t2(DT_BF16, 2048, 2048), MEM_VMEM);
+		ValueId g = param(m, "g", test_t2(DT_F32, 1024, 1024), MEM_HBM);
+		ValueId a = param(m, "a", test_t2(DT_BF16, 2048, 2048), MEM_VMEM);
 		ValueId cd;
 		if (sync) {
 			cd = ir_collective(m, OP_ALL_REDUCE, g, 1u, 0);
@@ -375,10 +356,10 @@ static double fixed_collective(void *ctx, const Inst *in, const Module *m)
 
 START_TEST(collective_hook_and_async_overlap)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("coll", LEVEL_GRAPH);
-	ValueId g = param(m, "g", t2(DT_F32, 1024, 1024), MEM_HBM);
-	ValueId a = param(m, "a", t2(DT_BF16, 2048, 2048), MEM_VMEM);
+	ValueId g = param(m, "g", test_t2(DT_F32, 1024, 1024), MEM_HBM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, 2048, 2048), MEM_VMEM);
 	ValueId cs = async_start(m, OP_COLL_START, g, NULL);
 	ValueId y = ir_matmul(m, a, a);
 	ValueId cd = async_done(m, cs);
@@ -406,11 +387,11 @@ END_TEST
 
 START_TEST(vmem_spill_costs_time)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	double cap = c.vmem_bytes * c.tensorcores;
 	int64_t rows = (int64_t)(cap / (1024 * 4)) / 2; /* half of VMEM per value */
 	Module *m = ir_module_new("spill", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_F32, rows, 1024), MEM_VMEM);
+	ValueId a = param(m, "a", test_t2(DT_F32, rows, 1024), MEM_VMEM);
 	ValueId b = ir_unary(m, OP_NEG, a);
 	ValueId e = ir_unary(m, OP_RELU, a);
 	ValueId s = ir_binary(m, OP_ADD, b, e);
@@ -432,9 +413,9 @@ END_TEST
 
 START_TEST(trace_file_is_chrome_json)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("tr", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, 256, 256), MEM_HBM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, 256, 256), MEM_HBM);
 	ValueId dn = async_pair(m, OP_DMA_START, a, "vmem", NULL);
 	ValueId y = ir_matmul(m, dn, dn);
 	ValueId z = ir_unary(m, OP_TANH, y);
@@ -488,9 +469,9 @@ END_TEST
  * cycles of compute; tanh costs vpu_transc_cost times that. */
 START_TEST(vpu_cost_by_hand)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("v", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_F32, 1024, 1024), MEM_VMEM);
+	ValueId a = param(m, "a", test_t2(DT_F32, 1024, 1024), MEM_VMEM);
 	ValueId s = ir_binary(m, OP_ADD, a, a);
 	ValueId t = ir_unary(m, OP_TANH, a);
 	place(m, s, UNIT_VPU, MEM_VMEM);
@@ -507,10 +488,10 @@ END_TEST
  * 512 + 128 + 128 - 1 cycles (stream, down the rows, across the columns). */
 START_TEST(mxu_split_by_hand)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("x", LEVEL_GRAPH);
-	ValueId a = param(m, "a", t2(DT_BF16, 4096, 128), MEM_VMEM);
-	ValueId b = param(m, "b", t2(DT_BF16, 128, 128), MEM_VMEM);
+	ValueId a = param(m, "a", test_t2(DT_BF16, 4096, 128), MEM_VMEM);
+	ValueId b = param(m, "b", test_t2(DT_BF16, 128, 128), MEM_VMEM);
 	ValueId y = ir_matmul(m, a, b);
 	place(m, y, UNIT_MXU, MEM_VMEM);
 	ck_assert(fabs(cost_mxu_cycles(&c, m, &m->insts[y]) - (512 + 128 + 128 - 1)) < 1e-9);
@@ -525,9 +506,9 @@ END_TEST
  * dcn_latency, on the DCN track. */
 START_TEST(dcn_collective_default)
 {
-	Chip c = chip("tpu-v5p");
+	Chip c = test_chip("tpu-v5p");
 	Module *m = ir_module_new("d", LEVEL_GRAPH);
-	ValueId g = param(m, "g", t2(DT_F32, 256, 1024), MEM_HBM);
+	ValueId g = param(m, "g", test_t2(DT_F32, 256, 1024), MEM_HBM);
 	ValueId cs;
 	ValueId cd = async_pair(m, OP_COLL_START, g, NULL, &cs);
 	m->insts[cs].unit = UNIT_DCN;
@@ -545,9 +526,9 @@ END_TEST
 
 START_TEST(graph_level_is_rejected)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("g", LEVEL_GRAPH);
-	ir_output(m, param(m, "a", t2(DT_F32, 2, 2), MEM_HBM));
+	ir_output(m, param(m, "a", test_t2(DT_F32, 2, 2), MEM_HBM));
 	SimResult r;
 	Diag d;
 	diag_init(&d);

@@ -9,29 +9,10 @@
 #include <check.h>
 #include <string.h>
 
+#include "testchip.h"
 #include "ir/ir.h"
 #include "sim/chip.h"
 #include "sim/engine.h"
-
-static Chip load_chip(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s", d.msg);
-	return c;
-}
-
-static Type t2(DType dt, int64_t a, int64_t b)
-{
-	Type t;
-	memset(&t, 0, sizeof t);
-	t.dtype = dt;
-	t.rank = 2;
-	t.dims[0] = a;
-	t.dims[1] = b;
-	return t;
-}
 
 static void tile2(Module *m, ValueId v, int64_t a, int64_t b)
 {
@@ -49,7 +30,7 @@ static void tile2(Module *m, ValueId v, int64_t a, int64_t b)
 static Module *chain(int64_t rows, int64_t cols, int tiled, ValueId *e, ValueId *n)
 {
 	Module *m = ir_module_new("chain", LEVEL_TILED);
-	ValueId x = ir_param(m, "x", t2(DT_F32, rows, cols));
+	ValueId x = ir_param(m, "x", test_t2(DT_F32, rows, cols));
 	m->insts[x].mem = MEM_HBM;
 	*e = ir_unary(m, OP_EXP, x);
 	*n = ir_unary(m, OP_NEG, *e);
@@ -67,7 +48,7 @@ static Module *chain(int64_t rows, int64_t cols, int tiled, ValueId *e, ValueId 
 
 START_TEST(tiled_value_occupies_its_tiles)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	ValueId e, n;
 	Module *m = chain(4096, 4096, 1, &e, &n);
 	Diag d;
@@ -86,7 +67,7 @@ END_TEST
 
 START_TEST(untiled_value_occupies_whole)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	ValueId e, n;
 	/* 64 MiB per intermediate: more than the chip's VMEM */
 	Module *m = chain(4096, 4096, 0, &e, &n);
@@ -113,9 +94,9 @@ END_TEST
  * carries the memory space of its operand. */
 START_TEST(padding_and_views)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("pad", LEVEL_TILED);
-	ValueId x = ir_param(m, "x", t2(DT_BF16, 8, 64));
+	ValueId x = ir_param(m, "x", test_t2(DT_BF16, 8, 64));
 	m->insts[x].mem = MEM_HBM;
 	ValueId e = ir_unary(m, OP_EXP, x);
 	m->insts[e].unit = UNIT_VPU;

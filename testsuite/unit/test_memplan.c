@@ -5,20 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testchip.h"
 #include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
 #include "compiler/train.h"
 #include "frontends/model.h"
-
-static Chip chip(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s", d.msg);
-	return c;
-}
 
 static Type f32(int64_t n)
 {
@@ -125,7 +117,7 @@ static Module *hand_program(void)
 
 START_TEST(hand_program_exact_peak)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = hand_program();
 	MemPlan p;
 	Diag d;
@@ -163,7 +155,7 @@ END_TEST
  * params 10240 + z 4096 + g 4096 + loss 4 = 18436 at %14. */
 START_TEST(hand_program_categories_in_backward)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = hand_program();
 	m->insts[3].mem = MEM_VMEM; /* the gathered weight stays on chip */
 	m->insts[8].mem = MEM_VMEM; /* and so does its slice */
@@ -186,7 +178,7 @@ END_TEST
  * 16N at %3. */
 START_TEST(donated_weights_count_once)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	const int64_t N = 1 << 20;
 	Module *m = ir_module_new("donate", LEVEL_TILED);
 	ValueId w = role_param(m, "w", "weight", f32(N));
@@ -253,7 +245,7 @@ static double param_bytes(const Module *m, const char *role)
  * peak, and full remat keeps fewer activations than none. */
 START_TEST(tiny_decoder_remat_and_donation)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	double act[2];
 	RematPolicy pol[2] = {REMAT_NONE, REMAT_FULL};
 	for (int i = 0; i < 2; i++) {
@@ -284,7 +276,7 @@ END_TEST
  * the overflow and the largest items by name. */
 START_TEST(palm_540b_does_not_fit)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = tiled_step("palm-540b", 8, 128, REMAT_FULL, 8, 1);
 	MemPlan p;
 	Diag d;
@@ -319,7 +311,7 @@ END_TEST
 
 START_TEST(rejects_graph_level)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("g", LEVEL_GRAPH);
 	ir_output(m, ir_param(m, "x", f32(4)));
 	MemPlan p;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testchip.h"
 #include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
@@ -332,15 +333,6 @@ START_TEST(segments_follow_layers)
 }
 END_TEST
 
-static Chip chip(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s", d.msg);
-	return c;
-}
-
 /* x -> a chain of K dots (MXU) -> all_reduce(h) -> dot(., all_gather(w)).
  * Blocking, the all-gather sits on the ICI queue behind the all-reduce,
  * which waits for the chain; overlapped, it starts at time zero (w is a
@@ -348,7 +340,7 @@ static Chip chip(const char *name)
  * by the all-gather's whole time, as long as the chain outlasts it. */
 START_TEST(overlap_hides_the_all_gather)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("overlap", LEVEL_TILED);
 	m->mesh.naxes = 1;
 	m->mesh.axes[0] = (MeshAxis){arena_strdup(&m->arena, "fsdp"), 4, 1};
@@ -408,7 +400,7 @@ END_TEST
  * the same invariants, and the engine runs both schedules. */
 START_TEST(after_fuse_and_tile)
 {
-	Chip c = chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	ModelConfig cfg;
 	Diag d;
 	diag_init(&d);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testchip.h"
 #include "testprog.h"
 #include "compiler/passes.h"
 #include "compiler/shard.h"
@@ -22,15 +23,6 @@
 #include "ir/ir.h"
 #include "sim/cost.h"
 #include "sim/engine.h"
-
-static Chip load_chip(const char *name)
-{
-	Chip c;
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(chip_load(name, &c, &d) == 0, "%s", d.msg);
-	return c;
-}
 
 static Type ty(DType dt, int rank, const int64_t *dims)
 {
@@ -241,7 +233,7 @@ static void check_mxu_time(const Module *m, const Chip *c0)
 
 static void run_model(const char *model)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = local_step(model, 8, 64);
 	pass_fuse(m);
 	Diag d;
@@ -294,7 +286,7 @@ END_TEST
  * the array (tk 128, tn 256) and M = 512 fits whole. */
 START_TEST(padding_below_array)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("pad", LEVEL_GRAPH);
 	const int64_t mk[] = {512, 100}, kn[] = {100, 200};
 	ValueId x = ir_param(m, "x", ty(DT_BF16, 2, mk));
@@ -329,7 +321,7 @@ END_TEST
  * longer fits with the smallest weight tile). */
 START_TEST(large_m_split)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("big", LEVEL_GRAPH);
 	const int64_t mk[] = {65536, 4096}, kn[] = {4096, 4096};
 	ValueId x = ir_param(m, "x", ty(DT_BF16, 2, mk));
@@ -356,7 +348,7 @@ END_TEST
 
 START_TEST(collective_units)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("coll", LEVEL_GRAPH);
 	m->mesh.naxes = 2;
 	m->mesh.axes[0] = (MeshAxis){"fsdp", 4, 1};
@@ -383,7 +375,7 @@ END_TEST
 
 START_TEST(vmem_too_small)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	c.vmem_bytes = 4096;
 	Module *m = ir_module_new("small", LEVEL_GRAPH);
 	const int64_t mk[] = {256, 256};
@@ -404,7 +396,7 @@ END_TEST
  * 16 rows (a multiple of 8 sublanes), leading dim 1. */
 START_TEST(vector_tile_split)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("vec", LEVEL_GRAPH);
 	const int64_t dims[] = {16, 4096, 65536};
 	ValueId x = ir_param(m, "x", ty(DT_F32, 3, dims));
@@ -429,7 +421,7 @@ END_TEST
  * every value goes to HBM. */
 START_TEST(unfused_module_all_hbm)
 {
-	Chip c = load_chip("tpu-v4");
+	Chip c = test_chip("tpu-v4");
 	Module *m = ir_module_new("nofuse", LEVEL_GRAPH);
 	const int64_t dims[] = {64, 256};
 	ValueId x = ir_param(m, "x", ty(DT_F32, 2, dims));
