@@ -9,8 +9,10 @@
  * which on chip c take c's shard) where a value becomes more sharded.
  * partition=[axes] also marks an iota counting along a split dim and a
  * one_hot whose depth is split (both start at the chip's offset), and a
- * gather from a table split by rows (the chip
- * holds rows from its offset; other rows read as zero, a partial sum).
+ * gather from a table split by rows (the chip holds rows from its offset;
+ * other rows read as zero, a partial sum). Constant-like values (constants,
+ * iotas, one-hots and what is computed from them alone) are made where they
+ * are used, in the sharding the user wants.
  *
  * Walks the instructions once in order. Each global value v has a state
  * st[v] (per-dim mesh-axis sets, plus axes over which it is a pending partial
@@ -27,8 +29,6 @@
  */
 #include "shard.h"
 
-#include <assert.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1197,8 +1197,6 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 			ir_output(c.out, reshard(&c, o, &want));
 		}
 	}
-	if (!rc && getenv("PODSIM_SHARD_STATS"))
-		fprintf(stderr, "shard: %d instructions before dce\n", c.out->ninsts);
 	if (!rc)
 		ir_dce_inplace(c.out);
 	if (!rc && shardings) {
