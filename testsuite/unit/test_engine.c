@@ -70,29 +70,13 @@ static ValueId async_start(Module *m, Op start_op, ValueId x, const char *to)
 	return s;
 }
 
+/* A start immediately followed by its done. */
 static ValueId async_pair(Module *m, Op start_op, ValueId x, const char *to, ValueId *start)
 {
-	Inst in;
-	memset(&in, 0, sizeof in);
-	in.op = start_op;
-	in.type = m->insts[x].type;
-	in.nargs = 1;
-	in.args = arena_alloc(&m->arena, sizeof(ValueId));
-	in.args[0] = x;
-	in.unit = start_op == OP_DMA_START ? UNIT_DMA : UNIT_ICI;
-	ValueId s = ir_append(m, &in);
-	if (start_op == OP_DMA_START)
-		ir_set_str(m, s, "to", to);
-	else
-		ir_set_str(m, s, "op", "all_reduce");
-	in.op = start_op == OP_DMA_START ? OP_DMA_DONE : OP_COLL_DONE;
-	in.args = arena_alloc(&m->arena, sizeof(ValueId));
-	in.args[0] = s;
-	in.mem = start_op == OP_DMA_START ? MEM_VMEM : MEM_HBM;
-	ValueId dn = ir_append(m, &in);
+	ValueId s = async_start(m, start_op, x, to);
 	if (start)
 		*start = s;
-	return dn;
+	return async_done(m, s);
 }
 
 static SimResult run(const Module *m, const Chip *c, const EngineOptions *o)

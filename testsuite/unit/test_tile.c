@@ -282,21 +282,31 @@ START_TEST(palm_8b_tiled)
 }
 END_TEST
 
+/* One bf16 matmul [M,K] x [K,N], fused and tiled for c; *y is the dot. */
+static Module *tiled_matmul(const Chip *c, int64_t M, int64_t K, int64_t N, ValueId *y)
+{
+	Module *m = ir_module_new("mm", LEVEL_GRAPH);
+	const int64_t mk[] = {M, K}, kn[] = {K, N};
+	ValueId x = ir_param(m, "x", ty(DT_BF16, 2, mk));
+	ValueId w = ir_param(m, "w", ty(DT_BF16, 2, kn));
+	*y = ir_matmul(m, x, w);
+	ir_output(m, *y);
+	pass_fuse(m);
+	Diag d;
+	diag_init(&d);
+	ck_assert_msg(pass_tile(m, c, &d) == 0, "%s", d.msg);
+	return m;
+}
+
 /* K = 100 and N = 200 are not multiples of 128: the tiles are padded to
  * the array (tk 128, tn 256) and M = 512 fits whole. */
 START_TEST(padding_below_array)
 {
 	Chip c = test_chip("tpu-v4");
-	Module *m = ir_module_new("pad", LEVEL_GRAPH);
-	const int64_t mk[] = {512, 100}, kn[] = {100, 200};
-	ValueId x = ir_param(m, "x", ty(DT_BF16, 2, mk));
-	ValueId w = ir_param(m, "w", ty(DT_BF16, 2, kn));
-	ValueId y = ir_matmul(m, x, w);
-	ir_output(m, y);
-	pass_fuse(m);
+	ValueId y;
+	Module *m = tiled_matmul(&c, 512, 100, 200, &y);
 	Diag d;
 	diag_init(&d);
-	ck_assert_msg(pass_tile(m, &c, &d) == 0, "%s", d.msg);
 	const Tiling *t = &m->insts[y].tiling;
 	ck_assert_int_eq(t->ntile, 3);
 	ck_assert_int_eq(t->tile[0], 512);
@@ -322,16 +332,8 @@ END_TEST
 START_TEST(large_m_split)
 {
 	Chip c = test_chip("tpu-v4");
-	Module *m = ir_module_new("big", LEVEL_GRAPH);
-	const int64_t mk[] = {65536, 4096}, kn[] = {4096, 4096};
-	ValueId x = ir_param(m, "x", ty(DT_BF16, 2, mk));
-	ValueId w = ir_param(m, "w", ty(DT_BF16, 2, kn));
-	ValueId y = ir_matmul(m, x, w);
-	ir_output(m, y);
-	pass_fuse(m);
-	Diag d;
-	diag_init(&d);
-	ck_assert_msg(pass_tile(m, &c, &d) == 0, "%s", d.msg);
+	ValueId y;
+	Module *m = tiled_matmul(&c, 65536, 4096, 4096, &y);
 	DotTile t = dot_tile(m, &m->insts[y]);
 	ck_assert_int_lt(t.tm, 65536);
 	ck_assert_int_eq(t.tm % c.mxu_rows, 0);
