@@ -219,8 +219,12 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 	}
 	plan->peak_bytes = live;
 	plan->peak_at = n > 0 ? 0 : -1;
+	plan->phase_peak[0] = plan->phase_peak[1] = live;
 	for (int i = 0; i < n; i++) {
 		live += grow[i];
+		double *ph = &plan->phase_peak[i > fend];
+		if (live > *ph)
+			*ph = live;
 		if (live > plan->peak_bytes) {
 			plan->peak_bytes = live;
 			plan->peak_at = i;
@@ -233,6 +237,7 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 	for (int v = 0; v < n; v++) {
 		if (root[v] != v || bytes[v] == 0)
 			continue;
+		plan->total[cat[v]] += bytes[v];
 		if (!(flags[v] & F_PARAM) && !(v <= at && last[v] >= at))
 			continue;
 		plan->at_peak[cat[v]] += bytes[v];

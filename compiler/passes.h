@@ -86,6 +86,12 @@ typedef struct MemPlan {
 	double peak_bytes;              /* HBM bytes live at the peak */
 	ValueId peak_at;                /* the instruction at which it occurs */
 	double at_peak[MEMCAT_COUNT];   /* split of peak_bytes by category */
+	double total[MEMCAT_COUNT];     /* every buffer of each category, live or not,
+	                                 * bytes (what one more layer adds to the
+	                                 * categories that outlive a layer bounds how
+	                                 * fast any point's live bytes grow with depth) */
+	double phase_peak[2];           /* the peak over the forward pass's points (up
+	                                 * to program_forward_end) and over the rest */
 	double hbm_bytes;               /* the chip's HBM capacity */
 	int fits;                       /* peak_bytes <= hbm_bytes */
 	int nlargest;

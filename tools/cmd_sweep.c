@@ -215,10 +215,11 @@ static void print_table(const Sweep *s, const int *order, int nranked, int top)
 	for (int i = 0; i < s->nlayouts; i++)
 		extra += s->results[i].status == SWEEP_OK && s->results[i].extrapolated;
 	if (s->ndepths)
-		printf("  %ld layouts that do not fit were extended from %d, %d and %d layers "
-		       "(memory a lower bound); the rest ran at full depth\n",
+		printf("  %ld layouts were extended from %d, %d and %d layers (step time marked ~; "
+		       "memory\n  marked <= an upper bound, >= a lower bound); the rest ran at full "
+		       "depth (--exact: all)\n",
 		       extra, s->depth[0], s->depth[1], s->depth[2]);
-	printf("\n%4s  %-36s %-9s %-7s %3s %10s %10s %6s %6s %9s  %s\n", "rank", "mesh (ici | dcn)",
+	printf("\n%4s  %-36s %-9s %-7s %3s %11s %10s %6s %6s %11s  %s\n", "rank", "mesh (ici | dcn)",
 	       "slice", "remat", "mb", "step time", "tokens/s", "MFU", "HFU", "mem/chip", "fits");
 	for (int k = 0; k < nranked && k < top; k++) {
 		int i = order[k];
@@ -233,17 +234,21 @@ static void print_table(const Sweep *s, const int *order, int nranked, int top)
 			snprintf(fits, sizeof fits, "yes");
 		else
 			snprintf(fits, sizeof fits, "no (over by %s%.2f GiB)",
-			         r->status == SWEEP_PRUNED || r->extrapolated ? ">= " : "",
+			         r->status == SWEEP_PRUNED || r->extrapolated == 2 ? ">= " : "",
 			         gib(r->mem_bytes - r->hbm_bytes));
 		si(r->tokens_per_s, tps, sizeof tps);
+		const char *bound = r->extrapolated == 3                                ? "<="
+		                    : r->status == SWEEP_PRUNED || r->extrapolated == 2 ? ">="
+		                                                                        : "  ";
 		if (r->status == SWEEP_OK)
-			printf("%4d  %-36s %-9s %-7s %3d %9.4gs %10s %5.1f%% %5.1f%% %5.2f GiB  %s\n",
+			printf("%4d  %-36s %-9s %-7s %3d %s%9.4gs %10s %5.1f%% %5.1f%% %s%5.2f GiB  %s\n",
 			       k + 1, mesh, shape, remat_policy_name(l->remat), l->microbatches,
-			       r->step_time_s, tps, 100 * r->mfu, 100 * r->hfu, gib(r->mem_bytes), fits);
+			       r->extrapolated ? "~" : " ", r->step_time_s, tps, 100 * r->mfu,
+			       100 * r->hfu, bound, gib(r->mem_bytes), fits);
 		else
-			printf("%4d  %-36s %-9s %-7s %3d %10s %10s %6s %6s %5.2f GiB  %s\n", k + 1, mesh,
-			       shape, remat_policy_name(l->remat), l->microbatches, "-", "-", "-", "-",
-			       gib(r->mem_bytes), fits);
+			printf("%4d  %-36s %-9s %-7s %3d %11s %10s %6s %6s %s%5.2f GiB  %s\n", k + 1,
+			       mesh, shape, remat_policy_name(l->remat), l->microbatches, "-", "-", "-",
+			       "-", bound, gib(r->mem_bytes), fits);
 	}
 	if (counts[SWEEP_FAILED]) {
 		printf("\nfailed:\n");

@@ -16,9 +16,10 @@
  *
  * Deep models whose layers repeat are evaluated at three small depths and,
  * when those grow linearly, extended to the full depth (see Sweep.depth);
- * SweepSpec.exact
- * evaluates every layout at full depth instead. Both are tested against
- * each other (testsuite/e2e/sweep_depth.sh).
+ * the memory plan's per-phase peaks and per-category totals bound the
+ * full-depth peak, so whether a layout fits is never guessed.
+ * SweepSpec.exact evaluates every layout at full depth instead. Both are
+ * tested against each other (testsuite/e2e/sweep_depth.sh).
  */
 #ifndef PODSIM_SWEEP_H
 #define PODSIM_SWEEP_H
@@ -75,7 +76,10 @@ typedef struct SweepResult {
 	double mem_bytes;  /* per chip at the peak (SWEEP_PRUNED: the lower bound), bytes */
 	double hbm_bytes;  /* the chip's HBM, bytes */
 	int fits;
-	int extrapolated;  /* 1: from the small depths (see Sweep.depth) */
+	int extrapolated;  /* from the small depths (see Sweep.depth): 0 no; 1 yes,
+	                    * mem_bytes exact; 2 yes, mem_bytes a lower bound (it
+	                    * does not fit); 3 yes, mem_bytes an upper bound (it
+	                    * fits) */
 	char error[200];   /* SWEEP_FAILED: the message */
 } SweepResult;
 
@@ -98,14 +102,15 @@ typedef struct Sweep {
 	SweepCount skips[32]; /* layouts skipped before evaluation, by reason */
 	long skipped;         /* their total */
 	/* Depth extrapolation: a model whose layers repeat with period p
-	 * (p = moe_every for MoE, else 1) is evaluated at depth[k] = (4 + k) p
+	 * (p = moe_every for MoE, else 1) is evaluated at depth[k] = (3 + k) p
 	 * layers per stack, k = 0, 1, 2. When step time and peak memory grow
-	 * by the same amount from each depth to the next (to 1e-3 relative),
-	 * every metric that grows with the depth (step time, FLOPs, peak
-	 * memory) is extended linearly to the full depth L:
-	 * x = x2 + (L - 6p) / p (x2 - x1). Otherwise the layout is evaluated at
-	 * full depth. ndepths is 0 (always full depth) when the model does not
-	 * qualify (L <= 6p, stacks of different depths) or spec.exact is set. */
+	 * by the same amount from each depth to the next (to 1e-6 relative),
+	 * step time and FLOPs are extended linearly to the full depth L:
+	 * x = x2 + (L - 5p) / p (x2 - x1), and peak memory is bounded (see
+	 * extrapolate() in sweep.c); a layout that may or may not fit is
+	 * evaluated at full depth. ndepths is 0 (always full depth) when the
+	 * model does not qualify (L <= 5p, stacks of different depths) or
+	 * spec.exact is set. */
 	int ndepths;
 	int depth[3];
 	long full_depth;      /* layouts evaluated at full depth after the check failed */

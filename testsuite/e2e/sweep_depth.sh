@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # podsim sweep's depth extrapolation against full-depth evaluation
 # (--exact) on PaLM 8B (32 layers) over 8 TPU v4 chips: the same layouts
-# fit; a layout that fits has exactly the full-depth numbers; one that does
-# not, extended from 4, 5 and 6 layers, has its step time, MFU and HFU
-# within 1% and a peak memory that does not exceed the full-depth one (the
-# lower bound docs/sweep.md claims).
+# fit; a row at full depth has exactly the full-depth numbers; an extended
+# row (from 3, 4 and 5 layers) has its step time, MFU and HFU within 0.5%,
+# and a memory that is the full-depth peak (to rounding), or, where it says
+# so, a lower bound of it (does not fit) or an upper bound (fits), as
+# docs/sweep.md claims.
 set -uo pipefail
 podsim="$1"
 tmp=$(mktemp -d)
@@ -27,30 +28,39 @@ cmp -s "$tmp/fast.json" "$tmp/brute.json" || fail "sweep and sweep --no-prune di
 python3 - "$tmp/fast.json" "$tmp/exact.json" <<'PY' || fail "extrapolated vs full depth"
 import json, sys
 fast, exact = (json.load(open(p)) for p in sys.argv[1:3])
-assert fast["summary"]["small_depths"] == [4, 5, 6], fast["summary"]
+assert fast["summary"]["small_depths"] == [3, 4, 5], fast["summary"]
 assert exact["summary"]["small_depths"] == [] and exact["summary"]["extrapolated"] == 0
 key = lambda r: (r["ici"], r["dcn"], r["slice"], r["remat"], r["microbatches"])
 F = {key(r): r for r in fast["layouts"]}
 E = {key(r): r for r in exact["layouts"]}
 assert F.keys() == E.keys()
 strip = lambda r: {k: v for k, v in r.items() if k != "rank"}
-n = 0
+kinds = {"exact": 0, "lower": 0, "upper": 0}
 for k, f in F.items():
     e = E[k]
     assert f["memory"]["fits"] == e["memory"]["fits"], ("fit differs", k, f, e)
     if not f.get("extrapolated"):
         assert strip(f) == strip(e), ("full-depth rows differ", k, f, e)
         continue
-    n += 1
-    assert not f["memory"]["fits"] and f["memory"]["lower_bound"], f
     for m in ("step_time_s", "mfu", "hfu"):
-        assert abs(f[m] - e[m]) <= 0.01 * e[m], (k, m, f[m], e[m])
-    assert f["memory"]["per_chip_bytes"] <= e["memory"]["per_chip_bytes"] * (1 + 1e-9), (k, f, e)
-assert n > 0, "no layout was extrapolated: the test space is wrong"
-assert n < len(F), "every layout was extrapolated: the test space is wrong"
-# the layouts that fit rank the same
+        assert abs(f[m] - e[m]) <= 5e-3 * e[m], (k, m, f[m], e[m])
+    fm, em = f["memory"]["per_chip_bytes"], e["memory"]["per_chip_bytes"]
+    if f["memory"]["lower_bound"]:
+        kinds["lower"] += 1
+        assert not f["memory"]["fits"] and fm <= em * (1 + 1e-9), (k, f, e)
+    elif f["memory"]["upper_bound"]:
+        kinds["upper"] += 1
+        assert f["memory"]["fits"] and fm >= em * (1 - 1e-9), (k, f, e)
+    else:
+        kinds["exact"] += 1
+        assert abs(fm - em) <= 1e-9 * em, (k, fm, em)
+assert kinds["exact"] > 0 and kinds["lower"] > 0 and kinds["upper"] > 0, kinds
+assert sum(kinds.values()) < len(F), "every layout was extended: the test space is wrong"
+# the same layouts fit, and the best of them is the best
 fits = lambda doc: [key(r) for r in doc["layouts"] if r["memory"]["fits"]]
-assert fits(fast) == fits(exact)
+assert sorted(fits(fast)) == sorted(fits(exact))
+best_fast, best_exact = E[fits(fast)[0]], E[fits(exact)[0]]
+assert best_fast["step_time_s"] <= best_exact["step_time_s"] * (1 + 5e-3), (best_fast, best_exact)
 PY
 
 [ "$fails" = 0 ] || exit 1
