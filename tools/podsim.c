@@ -2,6 +2,7 @@
  * podsim: the command line. main() only dispatches; every subcommand lives in
  * its own file (tools/cmd_<name>.c) and returns the exit status.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,11 @@ static void help(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* The compiler passes build and drop whole modules of tens of MiB; kept
+	 * in the heap instead of mapped and unmapped each time, freed memory is
+	 * reused without a page fault per page (a third of an estimate's time). */
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
 	if (argc < 2) {
 		help(stderr);
 		return EXIT_USAGE;
