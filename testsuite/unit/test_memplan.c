@@ -145,6 +145,18 @@ START_TEST(hand_program_exact_peak)
 			ck_assert(p.largest[i].bytes <= p.largest[i - 1].bytes);
 	}
 	ck_assert_double_eq(sum, p.peak_bytes);
+	/* every buffer by category, live at the peak or not: the activation z,
+	 * the gradient g, and as temporaries gs, a, c, y, l1, l2, loss and u */
+	ck_assert_double_eq(p.total[MEMCAT_WEIGHTS], 4096);
+	ck_assert_double_eq(p.total[MEMCAT_OPT_STATE], 4096);
+	ck_assert_double_eq(p.total[MEMCAT_INPUTS], 2048);
+	ck_assert_double_eq(p.total[MEMCAT_ACTIVATIONS], 4096);
+	ck_assert_double_eq(p.total[MEMCAT_GRADIENTS], 4096);
+	ck_assert_double_eq(p.total[MEMCAT_TEMPS], 8192 + 2048 + 2048 + 4096 + 3 * 4 + 4096);
+	/* the forward pass (to the loss, %13) peaks at %8; the rest at %14
+	 * (loss + z + g) and again at %16 (loss + g + u) */
+	ck_assert_double_eq(p.phase_peak[0], 24576);
+	ck_assert_double_eq(p.phase_peak[1], 10240 + 8196);
 	ir_module_free(m);
 }
 END_TEST
@@ -169,6 +181,8 @@ START_TEST(hand_program_categories_in_backward)
 	ck_assert_double_eq(p.at_peak[MEMCAT_ACTIVATIONS], 4096);
 	ck_assert_double_eq(p.at_peak[MEMCAT_GRADIENTS], 4096);
 	ck_assert_double_eq(p.at_peak[MEMCAT_TEMPS], 4);
+	ck_assert_double_eq(p.phase_peak[1], p.peak_bytes);
+	ck_assert(p.phase_peak[0] < p.peak_bytes);
 	ir_module_free(m);
 }
 END_TEST
