@@ -44,11 +44,10 @@ static int check_mesh(const CompileOptions *o, Diag *d)
 	return 0;
 }
 
-int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
+/* The forward graph and the training step, with their counts: what does
+ * not depend on the mesh or the chip. */
+static int build_step(const CompileOptions *o, CompiledStep *s, Module **forward, Diag *d)
 {
-	memset(c, 0, sizeof *c);
-	if (check_mesh(o, d))
-		return -1;
 	if (o->microbatches < 1 || o->batch % o->microbatches) {
 		diag_error(d, NULL, 0, 0, "--microbatches %d does not divide the batch of %lld",
 		           o->microbatches, (long long)o->batch);
@@ -59,42 +58,49 @@ int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
 	bo.batch = o->batch / o->microbatches;
 	bo.seq = o->seq;
 	bo.dtype = o->dtype;
-	c->micro_batch = bo.batch;
-	c->forward = model_build(&o->model, &bo, d);
-	if (!c->forward)
+	s->micro_batch = bo.batch;
+	*forward = model_build(&o->model, &bo, d);
+	if (!*forward)
 		return -1;
-	c->seq = o->seq ? o->seq : o->model.seq_len;
-	model_count_params(c->forward, &c->params);
-	if (model_annotate_logical(c->forward) != 0)
+	s->seq = o->seq ? o->seq : o->model.seq_len;
+	model_count_params(*forward, &s->params);
+	if (model_annotate_logical(*forward) != 0)
 		ir_die("model %s has weights without logical axes", o->model.name);
 	if (o->forward_only) {
-		c->step = ir_dce(c->forward);
+		s->step = ir_dce(*forward);
 	} else {
-		Module *step = train_step(c->forward, &o->train, d);
-		if (!step)
+		s->step = train_step(*forward, &o->train, d);
+		if (!s->step)
 			return -1;
 		/* recomputation nothing reads (a layer's last matmuls) is dropped,
 		 * as XLA drops it: hardware FLOPs count what runs */
-		ir_dce_inplace(step);
-		c->step = step;
+		ir_dce_inplace(s->step);
 	}
-	c->step->mesh = o->mesh;
-	flops_count(c->step, &c->flops);
+	flops_count(s->step, &s->flops);
+	return 0;
+}
+
+/* shard, fuse, tile, schedule and memplan of step for o's mesh and chip;
+ * step is only read (its mesh is taken from o). done, if not NULL, is
+ * called on step once shard no longer needs it, so that a caller who owns
+ * it can free it before the later passes peak. */
+static int lower(const CompileOptions *o, const Module *step, Compiled *c, Diag *d,
+                 void (*done)(void *), void *ctx)
+{
+	Module g = *step; /* a view of step with this mesh */
+	g.mesh = o->mesh;
 	ShardRules rules;
 	shard_rules_default(&o->mesh, &rules);
-	c->local = shard_module(c->step, &rules, &c->shardings, &c->shard, d);
-	if (!c->local)
+	Module *local = shard_module(&g, &rules, &c->shardings, &c->shard, d);
+	if (done)
+		done(ctx);
+	if (!local)
 		return -1;
-	if (!o->keep_stages) {
-		ir_module_free(c->forward);
-		ir_module_free(c->step);
-		c->forward = c->step = NULL;
-	}
 	if (o->keep_stages) {
-		c->tiled = ir_dce(c->local); /* fuse and tile change it in place */
+		c->local = local;
+		c->tiled = ir_dce(local); /* fuse and tile change it in place */
 	} else {
-		c->tiled = c->local;
-		c->local = NULL;
+		c->tiled = local;
 	}
 	pass_fuse(c->tiled);
 	if (pass_tile(c->tiled, &o->chip, d))
@@ -109,6 +115,74 @@ int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
 	if (pass_memplan(c->program, &o->chip, &c->mem, d))
 		return -1;
 	return 0;
+}
+
+typedef struct StepModules {
+	Module *forward, *step;
+} StepModules;
+
+static void free_step_modules(void *p)
+{
+	StepModules *m = p;
+	ir_module_free(m->forward);
+	ir_module_free(m->step);
+	m->forward = m->step = NULL;
+}
+
+static void take_counts(Compiled *c, const CompiledStep *s)
+{
+	c->params = s->params;
+	c->flops = s->flops;
+	c->micro_batch = s->micro_batch;
+	c->seq = s->seq;
+}
+
+int compile_model(const CompileOptions *o, Compiled *c, Diag *d)
+{
+	memset(c, 0, sizeof *c);
+	if (check_mesh(o, d))
+		return -1;
+	CompiledStep s;
+	memset(&s, 0, sizeof s);
+	StepModules own = {NULL, NULL};
+	int rc = build_step(o, &s, &own.forward, d);
+	own.step = s.step;
+	take_counts(c, &s);
+	if (o->keep_stages) {
+		c->forward = own.forward;
+		c->step = own.step;
+		if (c->step)
+			c->step->mesh = o->mesh;
+		return rc ? rc : lower(o, s.step, c, d, NULL, NULL);
+	}
+	if (rc == 0)
+		rc = lower(o, s.step, c, d, free_step_modules, &own);
+	free_step_modules(&own);
+	return rc;
+}
+
+int compile_step(const CompileOptions *o, CompiledStep *s, Diag *d)
+{
+	memset(s, 0, sizeof *s);
+	Module *forward = NULL;
+	int rc = build_step(o, s, &forward, d);
+	ir_module_free(forward);
+	return rc;
+}
+
+void compiled_step_free(CompiledStep *s)
+{
+	ir_module_free(s->step);
+	memset(s, 0, sizeof *s);
+}
+
+int compile_lower(const CompileOptions *o, const CompiledStep *s, Compiled *c, Diag *d)
+{
+	memset(c, 0, sizeof *c);
+	if (check_mesh(o, d))
+		return -1;
+	take_counts(c, s);
+	return lower(o, s->step, c, d, NULL, NULL);
 }
 
 void compiled_free(Compiled *c)

@@ -53,6 +53,26 @@ typedef struct Compiled {
 int compile_model(const CompileOptions *o, Compiled *c, Diag *d);
 void compiled_free(Compiled *c);
 
+/* The pipeline in two parts, for callers that lower one training step
+ * for many meshes (podsim sweep): compile_step builds the global step and
+ * its counts, which depend on the model, batch, sequence, microbatches,
+ * training options and dtype but not on the mesh or the chip;
+ * compile_lower runs shard to memplan on it for o's mesh and chip, reading
+ * s only (several threads may lower one step at once). compile_lower with
+ * a step made from the same options gives what compile_model gives
+ * (keep_stages aside: c->forward and c->step stay NULL). */
+typedef struct CompiledStep {
+	Module *step;        /* the global training step (or forward graph) */
+	ParamCount params;
+	FlopCount flops;
+	int64_t micro_batch; /* sequences per microbatch */
+	int64_t seq;         /* tokens per sequence */
+} CompiledStep;
+
+int compile_step(const CompileOptions *o, CompiledStep *s, Diag *d);
+void compiled_step_free(CompiledStep *s);
+int compile_lower(const CompileOptions *o, const CompiledStep *s, Compiled *c, Diag *d);
+
 /* Parses "fsdp=256,tensor=12" into axes of m with the given kind (ICI or
  * DCN size); an axis named again multiplies into the same axis. flag names
  * the option in messages ("--ici"). Returns 0 or -1 with d filled. */

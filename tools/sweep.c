@@ -579,6 +579,47 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 	return 0;
 }
 
+/* The training steps of the small depths, shared by every mesh: one per
+ * depth variant, remat policy and microbatch count, built on first use
+ * (under a lock: they are small) and only read after. */
+typedef struct SharedStep {
+	int v, microbatches;
+	RematPolicy remat;
+	int rc; /* compile_step's */
+	CompiledStep step;
+	Diag d;
+} SharedStep;
+
+typedef struct StepCache {
+	SharedStep *e; /* (cap) made once, so entries handed out stay put */
+	int n, cap;
+} StepCache;
+
+enum { NREMAT = 3 };
+
+static const SharedStep *shared_step(StepCache *sc, int v, const EstimateOptions *o)
+{
+	const SharedStep *found = NULL;
+#pragma omp critical(sweep_steps)
+	{
+		for (int i = 0; i < sc->n && !found; i++)
+			if (sc->e[i].v == v && sc->e[i].remat == o->c.train.remat &&
+			    sc->e[i].microbatches == o->c.microbatches)
+				found = &sc->e[i];
+		if (!found && sc->n < sc->cap) {
+			SharedStep *e = &sc->e[sc->n++];
+			memset(e, 0, sizeof *e);
+			e->v = v;
+			e->remat = o->c.train.remat;
+			e->microbatches = o->c.microbatches;
+			diag_init(&e->d);
+			e->rc = compile_step(&o->c, &e->step, &e->d);
+			found = e;
+		}
+	}
+	return found;
+}
+
 /* One thread's pods, one per slice shape, made when first needed. */
 typedef struct ThreadPods {
 	Pod pod[SWEEP_MAX_SHAPES];
@@ -590,7 +631,7 @@ typedef struct ThreadPods {
  * time (brute), or the group's compile of that variant (made on first use)
  * on the thread's pod. The checks run in estimate_run's order, so both
  * give the same errors. e is indexed by variant. */
-static int eval_layout(const Sweep *s, const SweepLayout *l, ThreadPods *tp, Compiled *c,
+static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, ThreadPods *tp, Compiled *c,
                        int *compiled, Diag *cd, const int *vs, int nv, Estimate *e, Diag *d)
 {
 	for (int k = 0; k < nv; k++) {
@@ -614,8 +655,15 @@ static int eval_layout(const Sweep *s, const SweepLayout *l, ThreadPods *tp, Com
 		MeshPlacement mp;
 		if (pod_place_mesh(&tp->pod[sh], &o.c.mesh, o.place, &mp, d))
 			return -1;
-		if (compiled[v] == 0)
-			compiled[v] = compile_model(&o.c, &c[v], &cd[v]) ? -1 : 1;
+		if (compiled[v] == 0) {
+			const SharedStep *st = v == FULL_DEPTH ? NULL : shared_step(sc, v, &o);
+			if (!st)
+				compiled[v] = compile_model(&o.c, &c[v], &cd[v]) ? -1 : 1;
+			else if (st->rc)
+				compiled[v] = -1, cd[v] = st->d;
+			else
+				compiled[v] = compile_lower(&o.c, &st->step, &c[v], &cd[v]) ? -1 : 1;
+		}
 		if (compiled[v] < 0) {
 			*d = cd[v];
 			return -1;
@@ -626,7 +674,7 @@ static int eval_layout(const Sweep *s, const SweepLayout *l, ThreadPods *tp, Com
 	return 0;
 }
 
-static void eval_group(const Sweep *s, int g, ThreadPods *tp, SweepResult *out)
+static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, SweepResult *out)
 {
 	int first = s->group_start[g], last = s->group_start[g + 1];
 	Compiled c[NVARIANTS];
@@ -656,11 +704,11 @@ static void eval_group(const Sweep *s, int g, ThreadPods *tp, SweepResult *out)
 		Diag d;
 		diag_init(&d);
 		Estimate e[NVARIANTS];
-		if (s->ndepths && !eval_layout(s, l, tp, c, compiled, cd, small, 3, e, &d) &&
+		if (s->ndepths && !eval_layout(s, sc, l, tp, c, compiled, cd, small, 3, e, &d) &&
 		    !extrapolate(s, &o, e, r))
 			continue;
 		diag_init(&d);
-		if (eval_layout(s, l, tp, c, compiled, cd, full, 1, e, &d))
+		if (eval_layout(s, sc, l, tp, c, compiled, cd, full, 1, e, &d))
 			fail_result(r, &d);
 		else
 			fill_result(r, &e[FULL_DEPTH]);
@@ -674,6 +722,10 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 	int done = 0;
 	for (int i = 0; i < s->nlayouts; i++)
 		done += s->results[i].status != SWEEP_PENDING;
+	StepCache sc = {NULL, 0, 3 * NREMAT * SWEEP_MAX_LIST};
+	sc.e = calloc((size_t)sc.cap, sizeof *sc.e);
+	if (!sc.e)
+		sc.cap = 0;
 #pragma omp parallel
 	{
 		ThreadPods *tp = calloc(1, sizeof *tp);
@@ -685,7 +737,7 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 				pending |= s->results[i].status == SWEEP_PENDING;
 			if (!pending)
 				continue;
-			eval_group(s, g, tp, out);
+			eval_group(s, &sc, g, tp, out);
 #pragma omp critical(sweep_done)
 			for (int i = first; i < last; i++) {
 				if (s->results[i].status != SWEEP_PENDING)
@@ -704,6 +756,9 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 		free(tp);
 		free(out);
 	}
+	for (int i = 0; i < sc.n; i++)
+		compiled_step_free(&sc.e[i].step);
+	free(sc.e);
 }
 
 /* ---- Ranking ------------------------------------------------------------ */
