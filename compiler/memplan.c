@@ -233,11 +233,16 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 	}
 
 	/* What is live at the peak. */
-	int at = plan->peak_at;
+	int at = plan->peak_at, first_opt = n;
+	for (int v = 0; v < n && first_opt == n; v++)
+		if ((flags[v] & F_OPT) && m->insts[v].nargs > 0)
+			first_opt = v; /* the update's first op (not a constant of it) */
 	for (int v = 0; v < n; v++) {
 		if (root[v] != v || bytes[v] == 0)
 			continue;
 		plan->total[cat[v]] += bytes[v];
+		if ((flags[v] & F_PARAM) || last[v] >= first_opt)
+			plan->to_update[cat[v]] += bytes[v];
 		if (!(flags[v] & F_PARAM) && !(v <= at && last[v] >= at))
 			continue;
 		plan->at_peak[cat[v]] += bytes[v];

@@ -92,6 +92,10 @@ typedef struct MemPlan {
 	                                 * fast any point's live bytes grow with depth) */
 	double phase_peak[2];           /* the peak over the forward pass's points (up
 	                                 * to program_forward_end) and over the rest */
+	double to_update[MEMCAT_COUNT]; /* of total, the buffers still live at the
+	                                 * first optimizer instruction (a gradient
+	                                 * the update reads, not one a collective
+	                                 * reduces and frees) */
 	double hbm_bytes;               /* the chip's HBM capacity */
 	int fits;                       /* peak_bytes <= hbm_bytes */
 	int nlargest;

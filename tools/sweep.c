@@ -494,15 +494,18 @@ static int linear3(double x0, double x1, double x2)
  * estimates x at depth d and y at depth d + 1: its parameters and saved
  * activations; after the forward pass, its activations until its backward
  * reads them and its weight gradients from then on, so the larger of the
- * two. */
+ * two. Of the gradients, only those the update reads count: a gradient a
+ * collective reduces is freed within the schedule's window of layers, so
+ * at any point as many of them are live whatever the depth. */
 static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
 {
 	double g[MEMCAT_COUNT];
 	for (int c = 0; c < MEMCAT_COUNT; c++)
 		g[c] = y->mem.total[c] - x->mem.total[c];
 	double keep = g[MEMCAT_ACTIVATIONS];
-	if (ph && g[MEMCAT_GRADIENTS] > keep)
-		keep = g[MEMCAT_GRADIENTS];
+	double grad = y->mem.to_update[MEMCAT_GRADIENTS] - x->mem.to_update[MEMCAT_GRADIENTS];
+	if (ph && grad > keep)
+		keep = grad;
 	return g[MEMCAT_WEIGHTS] + g[MEMCAT_OPT_STATE] + g[MEMCAT_INPUTS] + keep;
 }
 
@@ -532,9 +535,12 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
  * at small depths: the logits temporaries peak the forward pass, while the
  * backward's gradients overtake from 16 layers on) the layout fits for
  * certain when the largest upper bound fits (extrapolated = 3, mem_bytes
- * that bound), does not fit when the extension of the overall peak, a
- * lower bound, already exceeds HBM (extrapolated = 2, mem_bytes that
- * bound), and is compiled at full depth otherwise. */
+ * that bound), does not fit when a lower bound already exceeds HBM
+ * (extrapolated = 2, mem_bytes that bound), and is compiled at full depth
+ * otherwise. The lower bounds need no assumption about which point peaks:
+ * the peak of the program (or of a phase) is the largest of functions
+ * linear in the depth, hence convex, and lies above its extension from
+ * two depths. */
 static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate *e, SweepResult *r)
 {
 	if (!linear3(e[0].step_time_s, e[1].step_time_s, e[2].step_time_s) ||
@@ -560,7 +566,7 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 		how = 1, peak = hi;
 	else if (bounded && hi <= hbm)
 		how = 3, peak = hi;
-	else if (peak > hbm)
+	else if ((peak = bounded ? fmax(lo, peak) : peak) > hbm)
 		how = 2;
 	else
 		return -1;

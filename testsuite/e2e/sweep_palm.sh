@@ -35,8 +35,13 @@ assert doc["layouts"][0]["memory"]["fits"]
 # the same engine as podsim estimate, to rounding
 for k in ("step_time_s", "tokens_per_s", "mfu", "hfu"):
     assert abs(r[k] - est[k]) <= 1e-6 * abs(est[k]), (k, r[k], est[k])
-assert abs(r["memory"]["per_chip_bytes"] - est["memory"]["per_chip_bytes"]) <= \
-    1e-6 * est["memory"]["per_chip_bytes"]
+# the memory too, or, for a layout extended from small depths whose peak is
+# only bounded (docs/sweep.md), a bound above it that still fits
+mem, emem = r["memory"]["per_chip_bytes"], est["memory"]["per_chip_bytes"]
+if r["memory"].get("upper_bound"):
+    assert r["extrapolated"] and emem <= mem <= r["memory"]["hbm_bytes"], (r, est["memory"])
+else:
+    assert abs(mem - emem) <= 1e-6 * emem, (r, est["memory"])
 # every layout here has fsdp of total size 256 and tensor 12
 for x in doc["layouts"]:
     m = x["mesh"]

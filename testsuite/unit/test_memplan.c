@@ -157,6 +157,14 @@ START_TEST(hand_program_exact_peak)
 	 * (loss + z + g) and again at %16 (loss + g + u) */
 	ck_assert_double_eq(p.phase_peak[0], 24576);
 	ck_assert_double_eq(p.phase_peak[1], 10240 + 8196);
+	/* live at the update's first op (%16; the constant %15 does not count):
+	 * the parameters, the gradient g, u and the loss; z died at %14 */
+	ck_assert_double_eq(p.to_update[MEMCAT_WEIGHTS], 4096);
+	ck_assert_double_eq(p.to_update[MEMCAT_OPT_STATE], 4096);
+	ck_assert_double_eq(p.to_update[MEMCAT_INPUTS], 2048);
+	ck_assert_double_eq(p.to_update[MEMCAT_GRADIENTS], 4096);
+	ck_assert_double_eq(p.to_update[MEMCAT_ACTIVATIONS], 0);
+	ck_assert_double_eq(p.to_update[MEMCAT_TEMPS], 4096 + 4);
 	ir_module_free(m);
 }
 END_TEST
