@@ -216,7 +216,7 @@ double sweep_weight_bound(const Sweep *s, const SweepLayout *l)
  * first layers are not alike (a gradient buffer the second layer's
  * backward adds; collectives that overlap differently while the schedule
  * fills), so the small depths start at 3p (PaLM 62B over 1024 chips: from
- * 1p, 64 of the 942 layouts extend; from 3p, 742). */
+ * 1p, 12 of the 942 layouts extend; from 3p, 866). */
 static void choose_depths(Sweep *s)
 {
 	const ModelConfig *m = &s->spec.base.c.model;
@@ -519,7 +519,7 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
  * compute can build a backlog that, past some depth, delays one more
  * collective: PaLM 62B over 1024 chips, fsdp=32 tensor=32, runs 50
  * layers on the line and 51 and more 11 ms above it. Such layouts are off
- * by a little: at most 0.1% on that space (232 of its 742 extended
+ * by a little: at most 0.1% on that space (264 of its 866 extended
  * layouts), 0.15% on PaLM 8B over 8 chips (1 of 39); --exact evaluates
  * every layout at full depth.
  *
