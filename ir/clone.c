@@ -1,55 +1,13 @@
 /*
- * Copying instructions between modules, and dead-code elimination. Passes
- * that build a new module from an old one (train_step, shard, dce) copy
- * instructions through ir_clone_inst so attributes and names are deep-copied
- * into the destination's arena.
+ * Copying modules, and dead-code elimination. Passes that build a new
+ * module from an old one (train_step, shard, dce) copy instructions through
+ * ir_clone_inst (ir/core.c, next to the attribute key table it consults) so
+ * attributes and names are deep-copied into the destination's arena.
  */
 #include "ir.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static Attr copy_attr(Module *dst, const Attr *a)
-{
-	Attr b = *a;
-	b.key = arena_strdup(&dst->arena, a->key);
-	switch (a->kind) {
-	case ATTR_INTS:
-		b.ints = arena_alloc(&dst->arena, sizeof(int64_t) * (size_t)(a->n ? a->n : 1));
-		if (a->n)
-			memcpy(b.ints, a->ints, sizeof(int64_t) * (size_t)a->n);
-		break;
-	case ATTR_STR:
-		b.s = arena_strdup(&dst->arena, a->s);
-		break;
-	case ATTR_NAMES:
-		b.names = arena_alloc(&dst->arena, sizeof(char *) * (size_t)(a->n ? a->n : 1));
-		for (int i = 0; i < a->n; i++)
-			b.names[i] = arena_strdup(&dst->arena, a->names[i]);
-		break;
-	case ATTR_FLOAT:
-		break;
-	}
-	return b;
-}
-
-ValueId ir_clone_inst(Module *dst, const Module *src, ValueId v, const ValueId *args)
-{
-	Inst ni = src->insts[v]; /* a copy: appending to dst may move src->insts */
-	if (ni.nargs) {
-		ni.args = arena_alloc(&dst->arena, sizeof(ValueId) * (size_t)ni.nargs);
-		memcpy(ni.args, args, sizeof(ValueId) * (size_t)ni.nargs);
-	}
-	if (ni.nattrs) {
-		const Attr *old = ni.attrs;
-		ni.attrs = arena_alloc(&dst->arena, sizeof(Attr) * (size_t)ni.nattrs);
-		for (int i = 0; i < ni.nattrs; i++)
-			ni.attrs[i] = copy_attr(dst, &old[i]);
-	}
-	/* A copy inside one module must not repeat a value name. */
-	ni.name = dst == src || !ni.name ? NULL : arena_strdup(&dst->arena, ni.name);
-	return ir_append(dst, &ni);
-}
 
 Module *ir_module_empty_like(const Module *src)
 {

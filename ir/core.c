@@ -1,7 +1,8 @@
 /*
  * The IR's small shared pieces: diagnostics, the arena, the op/dtype/unit
- * name tables, types, meshes and attributes. Everything else in ir/ builds on
- * these.
+ * name tables, types, meshes, attributes and copying an instruction between
+ * modules (ir_clone_inst, which shares the attribute key table). Everything
+ * else in ir/ builds on these.
  */
 #include "ir.h"
 
@@ -49,7 +50,11 @@ _Noreturn void ir_die_at(const char *file, int line, const char *fmt, ...)
 }
 
 /* ---- Arena --------------------------------------------------------------
- * A list of blocks; big requests get a block of their own. */
+ * A list of blocks; big requests get a block of their own. Blocks come from
+ * malloc unzeroed: arena_alloc zeroes only the bytes it hands out, so a
+ * module that uses a few hundred bytes of its first block does not pay for
+ * (or touch the pages of) the rest. arena_alloc_uninit skips even that, for
+ * callers that overwrite everything at once (copies, strings). */
 
 struct ArenaBlock {
 	ArenaBlock *next;
@@ -77,47 +82,61 @@ void arena_free(Arena *a)
 	a->used_bytes = 0;
 }
 
-void *arena_alloc(Arena *a, size_t n)
+static void *arena_new_block(Arena *a, size_t n)
+{
+	size_t size = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
+	ArenaBlock *b = malloc(sizeof *b + size);
+	if (!b)
+		ir_die("out of memory (%zu bytes)", size);
+	b->size = size;
+	b->used = n;
+	a->used_bytes += n;
+	if (a->head && size == n) {
+		/* A big block goes behind the head so the head's free space
+		 * stays usable. */
+		b->next = a->head->next;
+		a->head->next = b;
+	} else {
+		b->next = a->head;
+		a->head = b;
+	}
+	return b->data;
+}
+
+void *arena_alloc_uninit(Arena *a, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
 	if (n == 0)
 		n = 16;
 	ArenaBlock *b = a->head;
-	if (!b || b->size - b->used < n) {
-		size_t size = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
-		/* zeroed once here: arena memory is never handed out twice */
-		b = calloc(1, sizeof *b + size);
-		if (!b)
-			ir_die("out of memory (%zu bytes)", size);
-		b->size = size;
-		b->used = 0;
-		if (a->head && size == n) {
-			/* A big block goes behind the head so the head's free space
-			 * stays usable. */
-			b->next = a->head->next;
-			a->head->next = b;
-		} else {
-			b->next = a->head;
-			a->head = b;
-		}
-	}
+	if (!b || b->size - b->used < n)
+		return arena_new_block(a, n);
 	void *p = b->data + b->used;
 	b->used += n;
 	a->used_bytes += n;
 	return p;
 }
 
+void *arena_alloc(Arena *a, size_t n)
+{
+	void *p = arena_alloc_uninit(a, n);
+	memset(p, 0, n);
+	return p;
+}
+
 void *arena_grow(Arena *a, void *old, size_t oldn, size_t newn)
 {
-	void *p = arena_alloc(a, newn);
-	if (old && oldn)
-		memcpy(p, old, oldn < newn ? oldn : newn);
+	void *p = arena_alloc_uninit(a, newn);
+	size_t keep = old && oldn ? (oldn < newn ? oldn : newn) : 0;
+	if (keep)
+		memcpy(p, old, keep);
+	memset((char *)p + keep, 0, newn - keep);
 	return p;
 }
 
 char *arena_strndup(Arena *a, const char *s, size_t n)
 {
-	char *p = arena_alloc(a, n + 1);
+	char *p = arena_alloc_uninit(a, n + 1);
 	memcpy(p, s, n);
 	p[n] = 0;
 	return p;
@@ -165,10 +184,17 @@ const char *op_name(Op op)
 	return ir_ops[op].name;
 }
 
+/* The length of each op's name, known at compile time. */
+static const unsigned char op_name_len[OP_COUNT] = {
+#define OP(e, text, nargs, flags, vjp, unit) [OP_##e] = sizeof(text) - 1,
+#include "ops.def"
+#undef OP
+};
+
 int op_from_name(const char *s, size_t n)
 {
 	for (int i = 0; i < OP_COUNT; i++)
-		if (strlen(ir_ops[i].name) == n && memcmp(ir_ops[i].name, s, n) == 0)
+		if (op_name_len[i] == n && memcmp(ir_ops[i].name, s, n) == 0)
 			return i;
 	return -1;
 }
@@ -242,12 +268,84 @@ int64_t mesh_axes_size(const Mesh *m, uint32_t axes)
 	return n;
 }
 
-/* ---- Attributes ---------------------------------------------------------*/
+/* ---- Attributes ---------------------------------------------------------
+ * Keys the passes use are stored as pointers into one static table rather
+ * than copied into each module's arena: a copied instruction keeps the
+ * pointer, and a lookup whose key is the same literal (the linker merges
+ * equal string constants) matches without comparing characters. Any other
+ * key is copied as before, and lookups always fall back to comparing. */
+
+/* Slot of a key: no two keys of the table share one. Reads at most the
+ * first five characters, none past the terminator. */
+static unsigned key_hash(const char *k)
+{
+	unsigned c3 = 0, c4 = 0;
+	if (k[0] && k[1] && k[2]) {
+		c3 = (unsigned char)k[3];
+		if (c3)
+			c4 = (unsigned char)k[4];
+	}
+	return ((unsigned char)k[0] + 6u * c3 + 13u * c4) % 64u;
+}
+
+static const char *const attr_keys[64] = {
+	[3] = "start",
+	[6] = "limit",
+	[12] = "name",
+	[13] = "split_dim",
+	[15] = "scatter_add",
+	[16] = "role",
+	[19] = "axes",
+	[20] = "layer",
+	[21] = "value",
+	[22] = "dims",
+	[28] = "remat",
+	[31] = "index",
+	[32] = "lhs_batch",
+	[34] = "concat_dim",
+	[36] = "dim",
+	[38] = "rhs_batch",
+	[41] = "logical",
+	[45] = "lhs_contract",
+	[46] = "optimizer",
+	[47] = "op",
+	[51] = "rhs_contract",
+	[52] = "to",
+	[55] = "reduce",
+	[59] = "shift",
+	[61] = "partition",
+	[62] = "perm",
+	[63] = "fusion",
+};
+
+/* The table's copy of key, or NULL. */
+static const char *static_key(const char *key)
+{
+	const char *k = attr_keys[key_hash(key)];
+	return k && (k == key || strcmp(k, key) == 0) ? k : NULL;
+}
+
+static inline int is_static_key(const char *key)
+{
+	return attr_keys[key_hash(key)] == key;
+}
+
+int ir_attr_key_is_static(const char *key)
+{
+	return key && is_static_key(key);
+}
+
+/* Keys sharing a first letter (layer, lhs_contract, limit) mostly differ
+ * in the second: both are checked before calling strcmp. */
+static inline int key_eq(const char *a, const char *b)
+{
+	return a == b || (a[0] == b[0] && (a[0] == 0 || (a[1] == b[1] && strcmp(a, b) == 0)));
+}
 
 const Attr *ir_attr(const Inst *in, const char *key)
 {
 	for (int i = 0; i < in->nattrs; i++) /* first letters differ mostly */
-		if (in->attrs[i].key[0] == key[0] && strcmp(in->attrs[i].key, key) == 0)
+		if (key_eq(in->attrs[i].key, key))
 			return &in->attrs[i];
 	return NULL;
 }
@@ -265,9 +363,8 @@ const int64_t *ir_attr_ints(const Inst *in, const char *key, int *n)
 
 int64_t ir_attr_int(const Inst *in, const char *key, int64_t dflt)
 {
-	int n;
-	const int64_t *v = ir_attr_ints(in, key, &n);
-	return v && n == 1 ? v[0] : dflt;
+	const Attr *a = ir_attr(in, key);
+	return a && a->kind == ATTR_INTS && a->n == 1 ? a->ints[0] : dflt;
 }
 
 double ir_attr_float(const Inst *in, const char *key, double dflt)
@@ -282,28 +379,51 @@ const char *ir_attr_str(const Inst *in, const char *key, const char *dflt)
 	return a && a->kind == ATTR_STR ? a->s : dflt;
 }
 
-/* Adds or replaces key on m->insts[v] and returns the slot. */
-static Attr *attr_slot(Module *m, ValueId v, const char *key)
+/* Adds or replaces key on m->insts[v] and returns the slot; extra bytes
+ * (16-byte aligned) follow a new attribute array, for the value's payload
+ * (*extra_p, NULL if the key existed). */
+static Attr *attr_slot_extra(Module *m, ValueId v, const char *key, size_t extra,
+                             void **extra_p)
 {
 	Inst *in = &m->insts[v];
+	*extra_p = NULL;
 	for (int i = 0; i < in->nattrs; i++)
-		if (strcmp(in->attrs[i].key, key) == 0)
+		if (key_eq(in->attrs[i].key, key))
 			return &in->attrs[i];
-	in->attrs = arena_grow(&m->arena, in->attrs, sizeof(Attr) * (size_t)in->nattrs,
-	                       sizeof(Attr) * (size_t)(in->nattrs + 1));
-	Attr *a = &in->attrs[in->nattrs++];
-	a->key = arena_strdup(&m->arena, key);
+	int k = in->nattrs;
+	size_t head = (sizeof(Attr) * (size_t)(k + 1) + 15) & ~(size_t)15;
+	Attr *na = arena_alloc_uninit(&m->arena, head + extra);
+	for (int i = 0; i < k; i++) /* a few: struct copies beat a memcpy call */
+		na[i] = in->attrs[i];
+	Attr *a = &na[k];
+	*a = (Attr){0};
+	const char *sk = static_key(key);
+	a->key = sk ? sk : arena_strdup(&m->arena, key);
+	in->attrs = na;
+	in->nattrs = k + 1;
+	if (extra)
+		*extra_p = (char *)na + head;
 	return a;
+}
+
+static Attr *attr_slot(Module *m, ValueId v, const char *key)
+{
+	void *unused;
+	return attr_slot_extra(m, v, key, 0, &unused);
 }
 
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs)
 {
-	Attr *a = attr_slot(m, v, key);
+	size_t nb = sizeof(int64_t) * (size_t)(n ? n : 1);
+	void *room;
+	Attr *a = attr_slot_extra(m, v, key, nb, &room);
 	a->kind = ATTR_INTS;
 	a->n = n;
-	a->ints = arena_alloc(&m->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-	if (n)
-		memcpy(a->ints, xs, sizeof(int64_t) * (size_t)n);
+	a->ints = room ? room : arena_alloc_uninit(&m->arena, nb);
+	for (int i = 0; i < n; i++)
+		a->ints[i] = xs[i];
+	if (!n)
+		a->ints[0] = 0;
 }
 
 void ir_set_float(Module *m, ValueId v, const char *key, double f)
@@ -328,6 +448,67 @@ void ir_set_names(Module *m, ValueId v, const char *key, int n, const char *cons
 	a->names = arena_alloc(&m->arena, sizeof(char *) * (size_t)(n ? n : 1));
 	for (int i = 0; i < n; i++)
 		a->names[i] = arena_strdup(&m->arena, names[i]);
+}
+
+/* ---- Copying instructions -----------------------------------------------*/
+
+/* One block holds a copy's attribute array, then its integer lists, then
+ * its operands: one allocation per instruction instead of one per part. */
+ValueId ir_clone_inst(Module *dst, const Module *src, ValueId v, const ValueId *args)
+{
+	if (dst->ninsts == dst->cap)
+		ir_reserve(dst, dst->cap ? dst->cap * 2 : 64); /* before taking pointers */
+	const Inst *si = &src->insts[v];
+	Inst *ni = &dst->insts[dst->ninsts];
+	*ni = *si;
+	size_t nints = 0;
+	for (int i = 0; i < si->nattrs; i++)
+		if (si->attrs[i].kind == ATTR_INTS)
+			nints += (size_t)(si->attrs[i].n ? si->attrs[i].n : 1);
+	size_t bytes = sizeof(Attr) * (size_t)si->nattrs + sizeof(int64_t) * nints +
+	               sizeof(ValueId) * (size_t)si->nargs;
+	unsigned char *blk = bytes ? arena_alloc_uninit(&dst->arena, bytes) : NULL;
+	Attr *attrs = (Attr *)blk;
+	int64_t *ints = (int64_t *)(blk + sizeof(Attr) * (size_t)si->nattrs);
+	if (si->nattrs) {
+		ni->attrs = attrs;
+		for (int i = 0; i < si->nattrs; i++) {
+			const Attr *a = &si->attrs[i];
+			Attr *b = &attrs[i];
+			*b = *a;
+			/* a static key is shared, and so is one of the same arena */
+			if (dst != src && !is_static_key(a->key))
+				b->key = arena_strdup(&dst->arena, a->key);
+			switch (a->kind) {
+			case ATTR_INTS:
+				b->ints = ints;
+				for (int k = 0; k < a->n; k++)
+					ints[k] = a->ints[k];
+				if (!a->n)
+					ints[0] = 0;
+				ints += a->n ? a->n : 1;
+				break;
+			case ATTR_STR:
+				b->s = arena_strdup(&dst->arena, a->s);
+				break;
+			case ATTR_NAMES:
+				b->names = arena_alloc(&dst->arena, sizeof(char *) * (size_t)(a->n ? a->n : 1));
+				for (int k = 0; k < a->n; k++)
+					b->names[k] = arena_strdup(&dst->arena, a->names[k]);
+				break;
+			case ATTR_FLOAT:
+				break;
+			}
+		}
+	}
+	if (si->nargs) {
+		ni->args = (ValueId *)ints;
+		for (int k = 0; k < si->nargs; k++)
+			ni->args[k] = args[k];
+	}
+	/* A copy inside one module must not repeat a value name. */
+	ni->name = dst == src || !si->name ? NULL : arena_strdup(&dst->arena, si->name);
+	return dst->ninsts++;
 }
 
 /* ---- Modules ------------------------------------------------------------*/

@@ -89,6 +89,7 @@ typedef struct Arena {
 void arena_init(Arena *a);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t n);          /* zeroed, 16-byte aligned */
+void *arena_alloc_uninit(Arena *a, size_t n);   /* the same, not zeroed */
 void *arena_grow(Arena *a, void *old, size_t oldn, size_t newn); /* copy */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
@@ -283,7 +284,7 @@ void ir_reserve(Module *m, int n);
 
 /* Copies instruction v of src to the end of dst with operands args (values
  * of dst); attributes and the value name are deep-copied (the name is
- * dropped when dst == src). ir/clone.c. */
+ * dropped when dst == src). ir/core.c. */
 ValueId ir_clone_inst(Module *dst, const Module *src, ValueId v, const ValueId *args);
 /* A new empty module with src's name, file, level and mesh. */
 Module *ir_module_empty_like(const Module *src);
@@ -307,6 +308,9 @@ const int64_t *ir_attr_ints(const Inst *in, const char *key, int *n);
 int64_t ir_attr_int(const Inst *in, const char *key, int64_t dflt);
 double ir_attr_float(const Inst *in, const char *key, double dflt);
 const char *ir_attr_str(const Inst *in, const char *key, const char *dflt);
+/* key points into the IR's static table of common attribute keys (which
+ * ir_set_* store instead of a copy), not into a module's arena. */
+int ir_attr_key_is_static(const char *key);
 
 /* The shape rule of the op table: given in's op, operands (types from m) and
  * attributes, compute the result type (sharding cleared). Returns 0 on
