@@ -176,10 +176,12 @@ void pass_fuse(Module *m)
 {
 	int n = m->ninsts;
 	Fuser f = {m, NULL, NULL, NULL, NULL};
-	f.g = calloc((size_t)(n > 0 ? n : 1), sizeof *f.g);
-	f.post = calloc((size_t)(n > 0 ? n : 1), 1);
+	/* g and post are set for each instruction before they are read; uses
+	 * counts from zero */
+	f.g = malloc((size_t)(n > 0 ? n : 1) * sizeof *f.g);
+	f.post = malloc((size_t)(n > 0 ? n : 1));
 	f.uses = calloc((size_t)(n > 0 ? n : 1), sizeof *f.uses);
-	f.before = calloc((size_t)n + 1, sizeof *f.before);
+	f.before = malloc(((size_t)n + 1) * sizeof *f.before);
 	int maxargs = 1;
 	for (int v = 0; v < n; v++)
 		if (m->insts[v].nargs > maxargs)
@@ -187,6 +189,7 @@ void pass_fuse(Module *m)
 	ValueId *cand = malloc(sizeof *cand * (size_t)maxargs);
 	if (!f.g || !f.post || !f.uses || !f.before || !cand)
 		ir_die("out of memory fusing %d instructions", n);
+	f.before[0] = 0;
 	for (int v = 0; v < n; v++)
 		f.before[v + 1] = f.before[v] + counted(&m->insts[v]);
 	for (int v = 0; v < n; v++)
@@ -199,8 +202,10 @@ void pass_fuse(Module *m)
 		const Inst *in = &m->insts[v];
 		int kind = op_kind(in->op);
 		Group *g = &f.g[v];
+		*g = (Group){0};
 		if (kind == KIND_NONE) {
 			g->parent = -1;
+			f.post[v] = 0;
 		} else {
 			g->parent = v;
 			g->ndots = kind == KIND_DOT;

@@ -39,15 +39,20 @@ static int64_t layer_of(const Inst *in)
 
 void remat_init(Remat *r, Module *m, int nfwd, RematPolicy policy)
 {
+	size_t nz = (size_t)(nfwd > 0 ? nfwd : 1);
 	r->m = m;
 	r->nfwd = nfwd;
 	r->policy = policy;
-	r->keep = arena_alloc(&m->arena, (size_t)(nfwd > 0 ? nfwd : 1));
-	r->copy = arena_alloc(&m->arena, sizeof(ValueId) * (size_t)(nfwd > 0 ? nfwd : 1));
+	r->keep = arena_alloc(&m->arena, nz);
+	r->copy = arena_alloc(&m->arena, sizeof(ValueId) * nz);
+	r->layer = arena_alloc(&m->arena, sizeof(int64_t) * nz);
+	int has_layers = 0;
 	for (int i = 0; i < nfwd; i++) {
 		const Inst *in = &m->insts[i];
 		unsigned fl = ir_ops[in->op].flags;
 		r->copy[i] = -1;
+		r->layer[i] = layer_of(in);
+		has_layers |= r->layer[i] >= 0;
 		switch (policy) {
 		case REMAT_NONE:
 			r->keep[i] = 1;
@@ -62,19 +67,38 @@ void remat_init(Remat *r, Module *m, int nfwd, RematPolicy policy)
 		}
 	}
 	/* With layers marked, values outside them are kept. */
-	int has_layers = 0;
-	for (int i = 0; i < nfwd; i++)
-		has_layers |= layer_of(&m->insts[i]) >= 0;
 	for (int i = 0; has_layers && i < nfwd; i++)
-		if (layer_of(&m->insts[i]) < 0)
+		if (r->layer[i] < 0)
 			r->keep[i] = 1;
 	if (policy == REMAT_FULL)
 		for (int i = 0; i < nfwd; i++) {
 			const Inst *in = &m->insts[i];
 			for (int k = 0; k < in->nargs; k++)
-				if (layer_of(&m->insts[in->args[k]]) != layer_of(in))
+				if (r->layer[in->args[k]] != r->layer[i])
 					r->keep[in->args[k]] = 1;
 		}
+	/* by_layer, under full: a counting sort (stable) when the layer
+	 * numbers are dense, as the frontends make them; else NULL, and a
+	 * layer's members are found by scanning */
+	r->by_layer = NULL;
+	int64_t lmin = 0, lmax = -1;
+	for (int i = 0; i < nfwd; i++) {
+		if (i == 0 || r->layer[i] < lmin)
+			lmin = r->layer[i];
+		if (i == 0 || r->layer[i] > lmax)
+			lmax = r->layer[i];
+	}
+	if (policy == REMAT_FULL && nfwd > 0 && (uint64_t)lmax - (uint64_t)lmin < (uint64_t)nfwd) {
+		size_t nl = (size_t)(lmax - lmin) + 2;
+		int *start = arena_alloc(&m->arena, sizeof(int) * nl);
+		for (int i = 0; i < nfwd; i++)
+			start[r->layer[i] - lmin + 1]++;
+		for (size_t k = 1; k < nl; k++)
+			start[k] += start[k - 1];
+		r->by_layer = arena_alloc(&m->arena, sizeof(ValueId) * nz);
+		for (int i = 0; i < nfwd; i++)
+			r->by_layer[start[r->layer[i] - lmin]++] = i;
+	}
 }
 
 /* Appends a copy of forward instruction v with its operands as the backward
@@ -103,10 +127,26 @@ ValueId remat_use(Remat *r, ValueId v)
 		/* The whole layer, in order, the first time any of it is needed:
 		 * one more forward pass per layer, as PaLM's HFU counts it. Operands
 		 * from other layers are that layer's inputs, hence kept. */
-		int64_t layer = layer_of(&r->m->insts[v]);
-		for (ValueId u = 0; u < r->nfwd; u++)
-			if (!r->keep[u] && r->copy[u] < 0 && layer_of(&r->m->insts[u]) == layer)
+		int64_t layer = r->layer[v];
+		if (!r->by_layer) {
+			for (ValueId u = 0; u < r->nfwd; u++)
+				if (!r->keep[u] && r->copy[u] < 0 && r->layer[u] == layer)
+					r->copy[u] = recompute(r, u);
+			return r->copy[v];
+		}
+		int lo = 0, hi = r->nfwd; /* the first of the layer in by_layer */
+		while (lo < hi) {
+			int mid = lo + (hi - lo) / 2;
+			if (r->layer[r->by_layer[mid]] < layer)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (int i = lo; i < r->nfwd && r->layer[r->by_layer[i]] == layer; i++) {
+			ValueId u = r->by_layer[i];
+			if (!r->keep[u] && r->copy[u] < 0)
 				r->copy[u] = recompute(r, u);
+		}
 		return r->copy[v];
 	}
 	r->copy[v] = recompute(r, v);

@@ -51,8 +51,9 @@
  * compute units free to run everything before it.
  *
  * Cost: O(n + operands) to analyse, a Fenwick-tree sweep for the window
- * queries and a counting sort of the placement keys (O(n log n)), and one
- * pass to emit, which interns the attributes' strings.
+ * queries (O(n log n)), a merge sort of the collectives' placement keys
+ * merged with the instructions' (already in order), and one pass to emit,
+ * which interns the attributes' strings.
  */
 #include "compiler/passes.h"
 
@@ -151,6 +152,8 @@ static uint64_t str_hash(const char *s)
 
 static const char *intern(Copier *c, const char *s)
 {
+	if (ir_attr_key_is_static(s)) /* lives as long as the program */
+		return s;
 	if (2 * (c->tabused + 1) > c->tabn) {
 		size_t n = c->tabn ? 2 * c->tabn : 1024;
 		const char **t = calloc(n, sizeof *t);
@@ -195,24 +198,30 @@ static void copier_init(Copier *c, Module *out, const Module *m, int extra)
 				nnames += (size_t)(a->n ? a->n : 1);
 		}
 	}
-	c->args = arena_alloc(&out->arena, sizeof(ValueId) * (nargs ? nargs : 1));
-	c->attrs = arena_alloc(&out->arena, sizeof(Attr) * (nattrs ? nattrs : 1));
-	c->ints = arena_alloc(&out->arena, sizeof(int64_t) * nints);
-	c->names = arena_alloc(&out->arena, sizeof(char *) * nnames);
+	/* every slot handed out is written before it is read */
+	c->args = arena_alloc_uninit(&out->arena, sizeof(ValueId) * (nargs ? nargs : 1));
+	c->attrs = arena_alloc_uninit(&out->arena, sizeof(Attr) * (nattrs ? nattrs : 1));
+	c->ints = arena_alloc_uninit(&out->arena, sizeof(int64_t) * nints);
+	c->names = arena_alloc_uninit(&out->arena, sizeof(char *) * nnames);
 }
 
 /* Appends a copy of src with operands args and, if extra is non-NULL, one
  * more attribute. */
 static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const Attr *extra)
 {
-	Inst ni = *src;
-	if (ni.nargs) {
-		ni.args = c->args;
-		c->args += ni.nargs;
-		memcpy(ni.args, args, sizeof(ValueId) * (size_t)ni.nargs);
+	Module *out = c->out;
+	if (out->ninsts == out->cap) /* not when sized up front */
+		ir_reserve(out, out->cap ? out->cap * 2 : 64);
+	Inst *ni = &out->insts[out->ninsts]; /* built in place */
+	*ni = *src;
+	if (ni->nargs) {
+		ni->args = c->args;
+		c->args += ni->nargs;
+		for (int k = 0; k < ni->nargs; k++)
+			ni->args[k] = args[k];
 	}
 	int na = src->nattrs + (extra != NULL);
-	ni.attrs = na ? c->attrs : NULL;
+	ni->attrs = na ? c->attrs : NULL;
 	c->attrs += na;
 	for (int k = 0; k < src->nattrs; k++) {
 		const Attr *a = &src->attrs[k];
@@ -222,8 +231,10 @@ static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const
 		case ATTR_INTS:
 			b.ints = c->ints;
 			c->ints += a->n ? a->n : 1;
-			if (a->n)
-				memcpy(b.ints, a->ints, sizeof(int64_t) * (size_t)a->n);
+			for (int i = 0; i < a->n; i++)
+				b.ints[i] = a->ints[i];
+			if (!a->n)
+				b.ints[0] = 0;
 			break;
 		case ATTR_STR:
 			b.s = intern(c, a->s);
@@ -231,24 +242,25 @@ static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const
 		case ATTR_NAMES:
 			b.names = c->names;
 			c->names += a->n ? a->n : 1;
+			b.names[0] = NULL;
 			for (int i = 0; i < a->n; i++)
 				b.names[i] = intern(c, a->names[i]);
 			break;
 		case ATTR_FLOAT:
 			break;
 		}
-		ni.attrs[k] = b;
+		ni->attrs[k] = b;
 	}
 	if (extra) {
 		Attr b = *extra;
 		b.key = intern(c, extra->key);
 		if (b.kind == ATTR_STR)
 			b.s = intern(c, extra->s);
-		ni.attrs[src->nattrs] = b;
+		ni->attrs[src->nattrs] = b;
 	}
-	ni.nattrs = na;
-	ni.name = src->name ? arena_strdup(&c->out->arena, src->name) : NULL;
-	return ir_append(c->out, &ni);
+	ni->nattrs = na;
+	ni->name = src->name ? arena_strdup(&c->out->arena, src->name) : NULL;
+	return out->ninsts++;
 }
 
 Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
@@ -273,10 +285,8 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 	int *segstart = malloc(nz * sizeof *segstart);
 	Item *items = malloc(2 * nz * sizeof *items);
 	Item *sorted = malloc(2 * nz * sizeof *sorted);
-	int64_t nkeys = 2 * (int64_t)NSLOT * (n + 1);
-	int *count = calloc((size_t)nkeys + 1, sizeof *count);
 	ValueId *map = malloc(nz * sizeof *map);
-	if (!first_use || !seg || !segstart || !items || !sorted || !count || !map)
+	if (!first_use || !seg || !segstart || !items || !sorted || !map)
 		ir_die("out of memory");
 
 	int maxargs = 1, nparams = 0;
@@ -349,25 +359,30 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 	 * use): a Fenwick tree over keys holds the starts of earlier deadline;
 	 * the query is the last of them before the user. */
 	int64_t nfen = (int64_t)NSLOT * (n + 1);
-	int *fen = calloc((size_t)nfen + 1, sizeof *fen);
 	int *head_s = malloc((nz + 1) * sizeof *head_s), *head_w = malloc((nz + 1) * sizeof *head_w);
 	int *next = malloc(2 * nz * sizeof *next);
-	if (!fen || !head_s || !head_w || !next)
+	if (!head_s || !head_w || !next)
 		ir_die("out of memory");
 	for (int u = 0; u <= n; u++)
 		head_s[u] = head_w[u] = -1;
+	int nwindow = 0;
 	for (int i = 0; i < nitems; i++) {
 		if (items[i].kind != ITEM_START)
 			continue;
 		ValueId u = first_use[items[i].v];
 		int *head = items[i].key < 0 ? head_w : head_s;
+		nwindow += items[i].key < 0;
 		next[i] = head[u];
 		head[u] = i;
 	}
+	/* without window starts nothing queries the tree: no sweep at all */
+	int *fen = nwindow ? calloc((size_t)nfen + 1, sizeof *fen) : NULL;
+	if (nwindow && !fen)
+		ir_die("out of memory");
 	int fen_log = 1;
 	while (((int64_t)1 << fen_log) <= nfen)
 		fen_log++;
-	for (int u = 0; u <= n; u++) {
+	for (int u = 0; u <= n && nwindow; u++) {
 		for (int i = head_w[u]; i >= 0; i = next[i]) {
 			int s = seg[u] - o->prefetch_layers;
 			int64_t w = s < 0 ? SLOT_WINDOW : (int64_t)NSLOT * segstart[s] + SLOT_WINDOW;
@@ -397,14 +412,55 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 	free(head_s);
 	free(head_w);
 	free(next);
-	/* Stable counting sort by key: equal keys keep input order (a start
-	 * before its own done; starts and dones in collective order). */
-	for (int i = 0; i < nitems; i++)
-		count[items[i].key + 1]++;
-	for (int64_t k = 0; k < nkeys; k++)
-		count[k + 1] += count[k];
-	for (int i = 0; i < nitems; i++)
-		sorted[count[items[i].key]++] = items[i];
+	/* Stable sort by key: equal keys keep input order (a start before its
+	 * own done; starts and dones in collective order). The instruction
+	 * items are in key order already, so only the starts and dones are
+	 * sorted (a bottom-up merge sort of (key, input position)), then the
+	 * two runs are merged. */
+	{
+		typedef struct { Item it; int pos; } PosItem;
+		int nc = 0;
+		PosItem *cs = malloc(nz * 2 * sizeof *cs), *tmp = malloc(nz * 2 * sizeof *tmp);
+		if (!cs || !tmp)
+			ir_die("out of memory");
+		for (int i = 0; i < nitems; i++)
+			if (items[i].kind != ITEM_INST)
+				cs[nc++] = (PosItem){items[i], i};
+		for (int w = 1; w < nc; w *= 2) {
+			for (int lo = 0; lo < nc; lo += 2 * w) {
+				int mid = lo + w < nc ? lo + w : nc, hi = lo + 2 * w < nc ? lo + 2 * w : nc;
+				int a = lo, b = mid, k = lo;
+				while (a < mid && b < hi)
+					tmp[k++] = cs[b].it.key < cs[a].it.key ? cs[b++] : cs[a++];
+				while (a < mid)
+					tmp[k++] = cs[a++];
+				while (b < hi)
+					tmp[k++] = cs[b++];
+			}
+			PosItem *t = cs;
+			cs = tmp;
+			tmp = t;
+		}
+		int a = 0, b = 0, k = 0;
+		for (;;) {
+			while (a < nitems && items[a].kind != ITEM_INST)
+				a++;
+			if (a >= nitems || b >= nc)
+				break;
+			if (cs[b].it.key < items[a].key ||
+			    (cs[b].it.key == items[a].key && cs[b].pos < a))
+				sorted[k++] = cs[b++].it;
+			else
+				sorted[k++] = items[a++];
+		}
+		for (; a < nitems; a++)
+			if (items[a].kind == ITEM_INST)
+				sorted[k++] = items[a];
+		while (b < nc)
+			sorted[k++] = cs[b++].it;
+		free(cs);
+		free(tmp);
+	}
 
 	Module *out = ir_module_empty_like(m);
 	/* room for every instruction at once: no regrowth while emitting */
@@ -460,7 +516,6 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 	free(segstart);
 	free(items);
 	free(sorted);
-	free(count);
 	free(map);
 	return out;
 }

@@ -47,6 +47,7 @@ typedef struct CacheEntry {
 	int64_t region;
 	Shd want;
 	ValueId local;
+	int next;           /* the next older entry of the same gv, -1 */
 } CacheEntry;
 
 typedef struct Ctx {
@@ -67,6 +68,7 @@ typedef struct Ctx {
 	ValueId loss;       /* the first output: instructions after it are backward */
 	CacheEntry *cache;  /* (ncache) resharded copies */
 	int ncache, capcache;
+	int *head;          /* (g->ninsts) newest cache entry of each value, -1 */
 } Ctx;
 
 
@@ -101,9 +103,12 @@ static double local_bytes(const Ctx *c, const Type *gt, const Shd *s)
 /* ---- Emitting ----------------------------------------------------------- */
 
 /* Checks an emitted instruction against its shape rule; a mismatch is a bug
- * in this pass. */
+ * in this pass. An internal invariant, checked in debug (sanitizer) builds
+ * only, like an assert: it re-infers every emitted type, a sixth of the
+ * pass's time. */
 static void check_inst(Module *out, ValueId v)
 {
+#ifdef PODSIM_DEBUG
 	char err[256];
 	Type t;
 	Inst *in = &out->insts[v];
@@ -111,6 +116,10 @@ static void check_inst(Module *out, ValueId v)
 		ir_die("shard: emitted %s is invalid: %s", op_name(in->op), err);
 	if (!type_same_shape(&t, &in->type))
 		ir_die("shard: emitted %s has the wrong local type", op_name(in->op));
+#else
+	(void)out;
+	(void)v;
+#endif
 }
 
 /* Emits gi with local operands args and local result type lt. */
@@ -302,10 +311,11 @@ static ValueId reshard(Ctx *c, ValueId gv, const Shd *want)
 	int rank = c->g->insts[gv].type.rank;
 	if (shd_equal(&c->st[gv], want, rank) && !c->st[gv].free)
 		return c->loc[gv];
-	/* recent entries first: a region's users are close together */
-	for (int i = c->ncache - 1; i >= 0 && i >= c->ncache - 64; i--) {
+	/* recent entries first: a region's users are close together; only
+	 * the last 64 entries count, followed through gv's own chain */
+	for (int i = c->head[gv]; i >= 0 && i >= c->ncache - 64; i = c->cache[i].next) {
 		const CacheEntry *e = &c->cache[i];
-		if (e->gv == gv && e->region == c->region && shd_equal(&e->want, want, rank))
+		if (e->region == c->region && shd_equal(&e->want, want, rank))
 			return e->local;
 	}
 	ValueId x = reshard_uncached(c, gv, want);
@@ -315,7 +325,8 @@ static ValueId reshard(Ctx *c, ValueId gv, const Shd *want)
 		if (!c->cache)
 			ir_die("out of memory");
 	}
-	c->cache[c->ncache++] = (CacheEntry){gv, c->region, *want, x};
+	c->cache[c->ncache] = (CacheEntry){gv, c->region, *want, x, c->head[gv]};
+	c->head[gv] = c->ncache++;
 	return x;
 }
 
@@ -1166,11 +1177,21 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	if (stats)
 		memset(stats, 0, sizeof *stats);
 	size_t n = (size_t)(g->ninsts ? g->ninsts : 1);
-	c.st = calloc(n, sizeof *c.st);
-	c.loc = calloc(n, sizeof *c.loc);
-	c.hint = calloc(n, sizeof *c.hint);
+	/* st and loc are written for each value before it is read, hint only
+	 * where has_hint says */
+	c.st = malloc(n * sizeof *c.st);
+	c.loc = malloc(n * sizeof *c.loc);
+	c.hint = malloc(n * sizeof *c.hint);
 	c.has_hint = calloc(n, 1);
+	c.head = malloc(n * sizeof *c.head);
+	if (!c.st || !c.loc || !c.hint || !c.has_hint || !c.head)
+		ir_die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		c.head[i] = -1;
 	c.out = ir_module_new(g->name, LEVEL_GRAPH);
+	/* the local program is about as long as the global one, plus its
+	 * collectives: room up front instead of regrowing the array */
+	ir_reserve(c.out, g->ninsts + g->ninsts / 2 + 64);
 	c.out->mesh = g->mesh;
 	for (int a = 0; a < g->mesh.naxes; a++)
 		c.out->mesh.axes[a].name = arena_strdup(&c.out->arena, g->mesh.axes[a].name);
@@ -1200,7 +1221,9 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	if (!rc)
 		ir_dce_inplace(c.out);
 	if (!rc && shardings) {
-		*shardings = calloc(n, sizeof(Type));
+		*shardings = malloc(n * sizeof(Type)); /* every entry set below */
+		if (!*shardings)
+			ir_die("out of memory");
 		for (int i = 0; i < g->ninsts; i++) {
 			(*shardings)[i] = g->insts[i].type;
 			for (int k = 0; k < g->insts[i].type.rank; k++)
@@ -1211,6 +1234,7 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	free(c.loc);
 	free(c.hint);
 	free(c.has_hint);
+	free(c.head);
 	free(c.cache);
 	if (rc) {
 		ir_module_free(c.out);

@@ -83,6 +83,9 @@ typedef struct Remat {
 	RematPolicy policy;
 	unsigned char *keep; /* (nfwd) 1: the backward reads the value itself */
 	ValueId *copy;       /* (nfwd) its recomputed copy, -1 if none yet */
+	int64_t *layer;      /* (nfwd) its layer=[i], -1 if none */
+	ValueId *by_layer;   /* (nfwd) under full: forward indices by layer, then
+	                      * by index; NULL: find a layer by scanning */
 } Remat;
 
 void remat_init(Remat *r, Module *m, int nfwd, RematPolicy policy);
