@@ -106,11 +106,17 @@ static void add_ring(Plan *pl, const NetDim *dm, double chunk, int dcn)
 	ph->dcn = dcn;
 }
 
-static void append(char *buf, size_t n, const char *fmt, const char *a, const char *b)
+/* Appends s to the string in buf[0..n), truncating as snprintf would. */
+static void cat(char *buf, size_t n, const char *s)
 {
 	size_t k = strlen(buf);
-	if (k < n)
-		snprintf(buf + k, n - k, fmt, a, b);
+	if (k >= n)
+		return;
+	size_t len = strlen(s);
+	if (len > n - k - 1)
+		len = n - k - 1;
+	memcpy(buf + k, s, len);
+	buf[k + len] = 0;
 }
 
 /* The ICI dimensions of a group (those a split can spread over). */
@@ -162,7 +168,7 @@ static void make_plan(const Pod *p, const CollSpec *s, int rot, int parts, Plan 
 		order.dim[i] = d[s->kind == COLL_ALL_GATHER ? nd - 1 - i : i];
 	net_group_describe(p, &order, gd, sizeof gd);
 	if (nd == 0) {
-		snprintf(pl->algo, sizeof pl->algo, "none (a group of one chip)");
+		cat(pl->algo, sizeof pl->algo, "none (a group of one chip)");
 		return;
 	}
 	switch (s->kind) {
@@ -178,9 +184,8 @@ static void make_plan(const Pod *p, const CollSpec *s, int rot, int parts, Plan 
 				add_ring(pl, &d[i], b, d[i].axis == NET_DCN);
 				b *= d[i].size;
 			}
-		snprintf(pl->algo, sizeof pl->algo, "%s",
-		         s->kind == COLL_ALL_REDUCE ? "reduce-scatter then all-gather"
-		                                    : "reduce-scatter");
+		cat(pl->algo, sizeof pl->algo,
+		    s->kind == COLL_ALL_REDUCE ? "reduce-scatter then all-gather" : "reduce-scatter");
 		break;
 	}
 	case COLL_ALL_GATHER: {
@@ -189,7 +194,7 @@ static void make_plan(const Pod *p, const CollSpec *s, int rot, int parts, Plan 
 			add_ring(pl, &d[i], b, d[i].axis == NET_DCN);
 			b *= d[i].size;
 		}
-		snprintf(pl->algo, sizeof pl->algo, "all-gather");
+		cat(pl->algo, sizeof pl->algo, "all-gather");
 		break;
 	}
 	case COLL_ALL_TO_ALL:
@@ -203,19 +208,22 @@ static void make_plan(const Pod *p, const CollSpec *s, int rot, int parts, Plan 
 		ph->shift = s->shift ? s->shift : 1;
 		for (int i = 0; i < nd; i++)
 			ph->dcn |= d[i].axis == NET_DCN;
-		snprintf(pl->algo, sizeof pl->algo, "%s",
-		         ph->kind == PH_A2A ? "direct all-to-all, shortest routes"
-		                            : "direct sends, dimension-order routes");
-		snprintf(pl->algo + strlen(pl->algo), sizeof pl->algo - strlen(pl->algo), " over %s",
-		         gd);
+		cat(pl->algo, sizeof pl->algo,
+		    ph->kind == PH_A2A ? "direct all-to-all, shortest routes"
+		                       : "direct sends, dimension-order routes");
+		cat(pl->algo, sizeof pl->algo, " over ");
+		cat(pl->algo, sizeof pl->algo, gd);
 		return;
 	}
 	case COLL_KIND_COUNT:
 		ir_die("bad collective kind");
 	}
-	append(pl->algo, sizeof pl->algo, " over %s%s", gd, "");
-	for (int i = 0; i < nd; i++)
-		append(pl->algo, sizeof pl->algo, "%s%s", i ? ", " : "; ", dim_algo(p, &order.dim[i]));
+	cat(pl->algo, sizeof pl->algo, " over ");
+	cat(pl->algo, sizeof pl->algo, gd);
+	for (int i = 0; i < nd; i++) {
+		cat(pl->algo, sizeof pl->algo, i ? ", " : "; ");
+		cat(pl->algo, sizeof pl->algo, dim_algo(p, &order.dim[i]));
+	}
 }
 
 /* ---- Playing a phase's round over the links -----------------------------*/
@@ -500,13 +508,22 @@ void pod_cache_clear(const Pod *p)
 	c->n = c->hits = 0;
 }
 
+/* A word at a time, each step mixing the high bits back into the low ones
+ * the table index takes. */
 static uint64_t key_hash(const MemoKey *k)
 {
 	const unsigned char *b = (const unsigned char *)k;
 	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < sizeof *k; i++)
+	size_t i = 0;
+	for (; i + 8 <= sizeof *k; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 32;
+	}
+	for (; i < sizeof *k; i++)
 		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
+	return h ^ (h >> 29);
 }
 
 static void make_key(const CollSpec *s, MemoKey *k)
@@ -592,7 +609,10 @@ static void finish(const Pod *p, const CollSpec *s, CollResult *r)
 	r->busbw = r->algbw * f;
 }
 
-static int check_spec(const Pod *p, const CollSpec *s, CollSpec *out, Diag *d)
+/* normalized: s->group is already net_group_normalize's result (which a
+ * second pass would return unchanged). */
+static int check_spec_as(const Pod *p, const CollSpec *s, CollSpec *out, int normalized,
+                         Diag *d)
 {
 	*out = *s;
 	if ((unsigned)s->kind >= COLL_KIND_COUNT) {
@@ -604,7 +624,7 @@ static int check_spec(const Pod *p, const CollSpec *s, CollSpec *out, Diag *d)
 		           "%g is not a size in bytes", s->bytes);
 		return -1;
 	}
-	if (net_group_normalize(p, &out->group, d) < 0)
+	if (!normalized && net_group_normalize(p, &out->group, d) < 0)
 		return -1;
 	for (int i = 0; i < out->group.ndims; i++)
 		if (out->group.dim[i].axis == NET_DCN && !(p->chip.dcn_bw_per_chip > 0)) {
@@ -613,6 +633,11 @@ static int check_spec(const Pod *p, const CollSpec *s, CollSpec *out, Diag *d)
 			return -1;
 		}
 	return 0;
+}
+
+static int check_spec(const Pod *p, const CollSpec *s, CollSpec *out, Diag *d)
+{
+	return check_spec_as(p, s, out, 0, d);
 }
 
 static int same_pattern(const Phase *a, const Phase *b)
@@ -674,7 +699,8 @@ static void play_one(const Pod *p, const Plan *pl, CollResult *out, double *load
 	} seen[MAX_PHASES];
 	int ns = 0;
 	memset(out, 0, sizeof *out);
-	snprintf(out->algo, sizeof out->algo, "%s", pl->algo);
+	out->algo[0] = 0;
+	cat(out->algo, sizeof out->algo, pl->algo);
 	out->nphases = pl->n;
 	for (int i = 0; i < pl->n; i++) {
 		const Phase *ph = &pl->ph[i];
@@ -741,7 +767,8 @@ static void play(const Pod *p, int n, const Plan *pl, CollResult *out, double *l
 	double now = 0;
 	for (int i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof out[i]);
-		snprintf(out[i].algo, sizeof out[i].algo, "%s", pl[i].algo);
+		out[i].algo[0] = 0;
+		cat(out[i].algo, sizeof out[i].algo, pl[i].algo);
 		out[i].nphases = pl[i].n;
 		fresh[i] = 1;
 		while (cur[i] < pl[i].n && pl[i].ph[cur[i]].rounds <= 0)
@@ -924,10 +951,11 @@ static void cost_one(const Pod *p, const CollSpec *s, CollAlgo a, CollResult *r)
 	finish(p, s, r);
 }
 
-int pod_group_collective(const Pod *p, const CollSpec *s, CollResult *r, Diag *d)
+static int group_collective(const Pod *p, const CollSpec *s, int normalized, CollResult *r,
+                            Diag *d)
 {
 	CollSpec cs;
-	if (check_spec(p, s, &cs, d) < 0)
+	if (check_spec_as(p, s, &cs, normalized, d) < 0)
 		return -1;
 	MemoKey k;
 	make_key(&cs, &k);
@@ -941,6 +969,11 @@ int pod_group_collective(const Pod *p, const CollSpec *s, CollResult *r, Diag *d
 	e = memo_find(p->cache, &k, 1);
 	e->res = *r;
 	return 0;
+}
+
+int pod_group_collective(const Pod *p, const CollSpec *s, CollResult *r, Diag *d)
+{
+	return group_collective(p, s, 0, r, d);
 }
 
 int pod_collective(const Pod *p, CollKind k, unsigned phys_axes, int over_dcn, double bytes,
@@ -1009,5 +1042,5 @@ int pod_mesh_collective(const Pod *p, const MeshPlacement *mp, CollKind k, uint3
 	CollSpec s = {.kind = k, .bytes = bytes, .shift = 1};
 	if (mesh_placement_group(p, mp, mesh_axes, &s.group, d) < 0)
 		return -1;
-	return pod_group_collective(p, &s, r, d);
+	return group_collective(p, &s, 1, r, d); /* the group comes normalized */
 }

@@ -14,6 +14,16 @@
 
 #include "mxu.h"
 
+/* type_numel, inlined: it runs per operand (sim_bytes in cost.h is
+ * type_bytes). */
+static inline double numel_d(const Type *t)
+{
+	int64_t n = 1;
+	for (int i = 0; i < t->rank; i++)
+		n *= t->dims[i];
+	return (double)n;
+}
+
 Unit cost_unit(const Inst *in)
 {
 	return in->unit != UNIT_NONE ? in->unit : ir_ops[in->op].unit;
@@ -70,8 +80,8 @@ double cost_flops(const Module *m, const Inst *in)
 	if (oi->flags & (OPF_LAYOUT | OPF_LEAF | OPF_COLLECTIVE | OPF_TILED))
 		return 0;
 	if (oi->flags & OPF_REDUCE)
-		return in->nargs ? (double)type_numel(&m->insts[in->args[0]].type) : 0;
-	return (double)type_numel(&in->type);
+		return in->nargs ? numel_d(&m->insts[in->args[0]].type) : 0;
+	return numel_d(&in->type);
 }
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -123,8 +133,8 @@ double cost_vpu_cycles(const Chip *c, const Module *m, const Inst *in)
 	double width = (double)c->vpu_sublanes * c->vpu_lanes; /* elements per vreg */
 	double lanes = width * c->vpu_alus * c->tensorcores;   /* element-ops per cycle */
 	double vregs_per_cycle = (double)c->tensorcores;       /* one cross-lane unit per core */
-	double out = (double)type_numel(&in->type);
-	double inn = in->nargs ? (double)type_numel(&m->insts[in->args[0]].type) : out;
+	double out = numel_d(&in->type);
+	double inn = in->nargs ? numel_d(&m->insts[in->args[0]].type) : out;
 	const OpInfo *oi = &ir_ops[in->op];
 	double per = (oi->flags & OPF_TRANSC) ? c->vpu_transc_cost : 1.0;
 	switch (in->op) {
@@ -167,9 +177,9 @@ void cost_mem_bytes(const Module *m, const Inst *in, double bytes[MEM_COUNT])
 	for (int i = 0; i < MEM_COUNT; i++)
 		bytes[i] = 0;
 	for (int i = 0; i < in->nargs; i++)
-		bytes[value_mem(m, in->args[i])] += (double)type_bytes(&m->insts[in->args[i]].type);
+		bytes[value_mem(m, in->args[i])] += sim_bytes(&m->insts[in->args[i]].type);
 	MemSpace out = in->mem != MEM_NONE ? in->mem : MEM_VMEM;
-	bytes[out] += (double)type_bytes(&in->type);
+	bytes[out] += sim_bytes(&in->type);
 }
 
 double cost_mem_seconds(const Chip *c, MemSpace ms, double bytes)
@@ -198,7 +208,8 @@ double cost_dma_seconds(const Chip *c, double bytes)
 	return c->dma_latency + cost_dma_transfer_seconds(c, bytes);
 }
 
-double cost_op_seconds(const Chip *c, const Module *m, const Inst *in)
+double cost_op_seconds_bytes(const Chip *c, const Module *m, const Inst *in,
+                             const double b[MEM_COUNT])
 {
 	Unit u = cost_unit(in);
 	double issue = chip_seconds(c, c->op_issue_cycles);
@@ -207,28 +218,33 @@ double cost_op_seconds(const Chip *c, const Module *m, const Inst *in)
 		return 0;
 	case UNIT_MXU: {
 		double mxu = chip_seconds(c, cost_mxu_cycles(c, m, in));
-		double b[MEM_COUNT];
-		cost_mem_bytes(m, in, b);
 		double mem = 0;
 		for (int i = 0; i < MEM_COUNT; i++)
-			mem = fmax(mem, cost_mem_seconds(c, (MemSpace)i, b[i]));
-		return fmax(mxu, mem) + issue;
+			mem = sim_max(mem, cost_mem_seconds(c, (MemSpace)i, b[i]));
+		return sim_max(mxu, mem) + issue;
 	}
 	case UNIT_VPU: {
 		double comp = chip_seconds(c, cost_vpu_cycles(c, m, in));
-		double b[MEM_COUNT];
-		cost_mem_bytes(m, in, b);
 		double mem = 0;
 		for (int i = 0; i < MEM_COUNT; i++)
-			mem = fmax(mem, cost_mem_seconds(c, (MemSpace)i, b[i]));
-		return fmax(comp, mem) + issue;
+			mem = sim_max(mem, cost_mem_seconds(c, (MemSpace)i, b[i]));
+		return sim_max(comp, mem) + issue;
 	}
 	case UNIT_DMA:
-		return cost_dma_seconds(c, in->nargs ? (double)type_bytes(&in->type) : 0) + issue;
+		return cost_dma_seconds(c, in->nargs ? sim_bytes(&in->type) : 0) + issue;
 	case UNIT_ICI:
 	case UNIT_DCN:
 	case UNIT_COUNT:
 		break;
 	}
 	return issue;
+}
+
+double cost_op_seconds(const Chip *c, const Module *m, const Inst *in)
+{
+	double b[MEM_COUNT] = {0};
+	Unit u = cost_unit(in);
+	if (u == UNIT_MXU || u == UNIT_VPU)
+		cost_mem_bytes(m, in, b);
+	return cost_op_seconds_bytes(c, m, in, b);
 }

@@ -61,5 +61,59 @@ Unit cost_unit(const Inst *in);
 /* Seconds an op keeps its unit busy, including op_issue_cycles; for DMA and
  * collectives see the engine. */
 double cost_op_seconds(const Chip *c, const Module *m, const Inst *in);
+/* The same, given cost_mem_bytes(m, in) (callers that need both). */
+double cost_op_seconds_bytes(const Chip *c, const Module *m, const Inst *in,
+                             const double bytes[MEM_COUNT]);
+
+/* ---- Inlined helpers for the per-instruction paths of cost.c and
+ * engine.c (they run once per value or per op). */
+
+/* dtype_bytes without the call: the sizes are the dtypes' own (any other
+ * value asks ir/core.c). */
+static inline int sim_elem_bytes(DType t)
+{
+	switch (t) {
+	case DT_F32:
+	case DT_S32:
+		return 4;
+	case DT_BF16:
+	case DT_F16:
+		return 2;
+	case DT_S8:
+	case DT_PRED:
+		return 1;
+	default:
+		return dtype_bytes(t);
+	}
+}
+
+/* type_bytes, as a double. */
+static inline double sim_bytes(const Type *t)
+{
+	int64_t n = 1;
+	for (int i = 0; i < t->rank; i++)
+		n *= t->dims[i];
+	return (double)(n * sim_elem_bytes(t->dtype));
+}
+
+/* fmax/fmin as glibc computes them (a NaN operand yields the other; of
+ * equal operands, the second). */
+static inline double sim_max(double x, double y)
+{
+	if (x != x)
+		return y;
+	if (y != y)
+		return x;
+	return x > y ? x : y;
+}
+
+static inline double sim_min(double x, double y)
+{
+	if (x != x)
+		return y;
+	if (y != y)
+		return x;
+	return x < y ? x : y;
+}
 
 #endif

@@ -25,10 +25,11 @@
 
 #include "cost.h"
 
+
 static double collective_bytes(const Module *m, const Inst *in)
 {
-	double out = (double)type_bytes(&in->type);
-	double arg = in->nargs ? (double)type_bytes(&m->insts[in->args[0]].type) : 0;
+	double out = sim_bytes(&in->type);
+	double arg = in->nargs ? sim_bytes(&m->insts[in->args[0]].type) : 0;
 	return out > arg ? out : arg;
 }
 
@@ -80,7 +81,7 @@ static double live_bytes(const Inst *in, MemSpace ms)
 			e *= (double)t->tile[i];
 		return e;
 	}
-	return (double)type_bytes(&in->type);
+	return sim_bytes(&in->type);
 }
 
 int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResult *r,
@@ -101,14 +102,20 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 		ctx = opt->ctx;
 	int n = m->ninsts;
 	r->nops = n;
-	r->ops = calloc((size_t)(n > 0 ? n : 1), sizeof *r->ops);
+	r->ops = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->ops); /* each set below */
 	double *ready = malloc((size_t)(n > 0 ? n : 1) * sizeof *ready);
 	int *last_use = malloc((size_t)(n > 0 ? n : 1) * sizeof *last_use);
+	/* where each value lives and the bytes it holds there, kept from its
+	 * definition for its death */
+	unsigned char *vmem = malloc((size_t)(n > 0 ? n : 1));
+	double *vbytes = malloc((size_t)(n > 0 ? n : 1) * sizeof *vbytes);
 	int ndma = c->dma_engines > 0 ? c->dma_engines : 1;
 	double *dma_slot = calloc((size_t)ndma, sizeof *dma_slot);
-	if (!r->ops || !ready || !last_use || !dma_slot) {
+	if (!r->ops || !ready || !last_use || !dma_slot || !vmem || !vbytes) {
 		free(ready);
 		free(last_use);
+		free(vmem);
+		free(vbytes);
 		free(dma_slot);
 		sim_result_free(r);
 		diag_error(d, m->file, 0, 0, "out of memory simulating %d instructions", n);
@@ -143,13 +150,15 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 		           in->op == OP_DMA_DONE;
 		double t = issue_at;
 		for (int i = 0; i < in->nargs; i++)
-			t = fmax(t, ready[in->args[i]]);
+			t = sim_max(t, ready[in->args[i]]);
 		/* memory: this value becomes live; overflow spills to HBM */
 		MemSpace ms = live_mem(m, in);
-		double bytes = (double)type_bytes(&in->type), spill_s = 0;
+		double spill_s = 0;
+		vmem[v] = (unsigned char)ms;
 		if (ms != MEM_NONE) {
-			live[ms] += live_bytes(in, ms);
-			r->mem_peak[ms] = fmax(r->mem_peak[ms], live[ms]);
+			vbytes[v] = live_bytes(in, ms);
+			live[ms] += vbytes[v];
+			r->mem_peak[ms] = sim_max(r->mem_peak[ms], live[ms]);
 			if ((ms == MEM_VMEM || ms == MEM_CMEM) &&
 			    live[ms] - spilled[ms] > r->mem_capacity[ms]) {
 				double over = live[ms] - spilled[ms] - r->mem_capacity[ms];
@@ -175,9 +184,9 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 			break;
 		}
 		case OP_DMA_START: {
-			double xfer = in->nargs ? (double)type_bytes(&m->insts[in->args[0]].type) : bytes;
-			double s = fmax(t, dma_slot[dma_next]);
-			double flow = fmax(s + c->dma_latency + issue, pipe_free);
+			double xfer = sim_bytes(in->nargs ? &m->insts[in->args[0]].type : &in->type);
+			double s = sim_max(t, dma_slot[dma_next]);
+			double flow = sim_max(s + c->dma_latency + issue, pipe_free);
 			double done = flow + xfer / hbm_rate;
 			pipe_free = done;
 			dma_slot[dma_next] = done;
@@ -192,7 +201,7 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 				if (u != UNIT_DCN)
 					u = UNIT_ICI;
 				double dur = coll(ctx, in, m) + spill_s;
-				double s = fmax(t, unit_free[u]);
+				double s = sim_max(t, unit_free[u]);
 				*op = (SimOp){s, s + dur, u};
 				unit_free[u] = s + dur;
 				r->busy[u] += dur;
@@ -200,8 +209,9 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 				*op = (SimOp){t, t, UNIT_NONE};
 			} else if (u == UNIT_DMA) {
 				/* a synchronous copy: the same pipe, waited for */
-				double s = fmax(fmax(t, dma_slot[dma_next]), unit_free[u]);
-				double flow = fmax(s + c->dma_latency + issue, pipe_free);
+				double bytes = sim_bytes(&in->type);
+				double s = sim_max(sim_max(t, dma_slot[dma_next]), unit_free[u]);
+				double flow = sim_max(s + c->dma_latency + issue, pipe_free);
 				double done = flow + bytes / hbm_rate + spill_s;
 				pipe_free = done;
 				dma_slot[dma_next] = done;
@@ -210,13 +220,13 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 				r->hbm_bytes += bytes;
 				*op = (SimOp){s, done, UNIT_DMA};
 			} else {
-				double dur = cost_op_seconds(c, m, in) + spill_s;
-				double s = fmax(t, unit_free[u]);
+				double b[MEM_COUNT];
+				cost_mem_bytes(m, in, b);
+				double dur = cost_op_seconds_bytes(c, m, in, b) + spill_s;
+				double s = sim_max(t, unit_free[u]);
 				*op = (SimOp){s, s + dur, u};
 				unit_free[u] = s + dur;
 				r->busy[u] += dur;
-				double b[MEM_COUNT];
-				cost_mem_bytes(m, in, b);
 				r->hbm_bytes += b[MEM_HBM];
 			}
 			break;
@@ -229,7 +239,7 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 		if (sync && op->end > issue_at)
 			issue_at = op->end;
 		r->flops += cost_flops(m, in);
-		r->seconds = fmax(r->seconds, op->end);
+		r->seconds = sim_max(r->seconds, op->end);
 		/* values whose last use this was die now (and dead definitions) */
 		for (int i = 0; i <= in->nargs; i++) {
 			ValueId a = i < in->nargs ? in->args[i] : v;
@@ -242,17 +252,19 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 				if (dup)
 					continue;
 			}
-			MemSpace am = live_mem(m, &m->insts[a]);
+			MemSpace am = (MemSpace)vmem[a];
 			if (am == MEM_NONE)
 				continue;
-			live[am] -= live_bytes(&m->insts[a], am);
+			live[am] -= vbytes[a];
 			double over = live[am] - r->mem_capacity[am];
-			spilled[am] = fmin(spilled[am], over > 0 ? over : 0);
+			spilled[am] = sim_min(spilled[am], over > 0 ? over : 0);
 		}
 	}
 	free(ready);
 	free(last_use);
 	free(dma_slot);
+	free(vmem);
+	free(vbytes);
 	if (rc) {
 		sim_result_free(r);
 		return -1;

@@ -462,6 +462,36 @@ static const char *dim_kind(const Pod *p, const NetDim *dm)
 	return "line";
 }
 
+/* Appending at *k in buf[0..n) as one snprintf(buf + k0, n - k0, ...) call
+ * would (collectives are described on every cost-model miss, so without
+ * printf): what fits before the last byte is written, *k counts all. */
+static void put_c(char *buf, size_t n, size_t *k, char c)
+{
+	if (*k + 1 < n)
+		buf[*k] = c;
+	++*k;
+}
+
+static void put_s(char *buf, size_t n, size_t *k, const char *s)
+{
+	for (; *s; s++)
+		put_c(buf, n, k, *s);
+}
+
+static void put_d(char *buf, size_t n, size_t *k, int v)
+{
+	char t[12];
+	int i = 0;
+	unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+	do
+		t[i++] = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		put_c(buf, n, k, '-');
+	while (i > 0)
+		put_c(buf, n, k, t[--i]);
+}
+
 void net_group_describe(const Pod *p, const NetGroup *g, char *buf, size_t n)
 {
 	size_t k = 0;
@@ -470,24 +500,35 @@ void net_group_describe(const Pod *p, const NetGroup *g, char *buf, size_t n)
 		snprintf(buf, n, "(one chip)");
 	for (int i = 0; i < g->ndims && k < n; i++) {
 		const NetDim *dm = &g->dim[i];
-		int w;
+		if (i)
+			put_c(buf, n, &k, ' ');
 		if (dm->axis == NET_DCN) {
-			if (dm->size == p->nslices)
-				w = snprintf(buf + k, n - k, "%sdcn(%d slices)", i ? " " : "", dm->size);
-			else
-				w = snprintf(buf + k, n - k, "%sdcn(%d of %d slices, stride %d)",
-				             i ? " " : "", dm->size, p->nslices, dm->stride);
-		} else if (dm->size == p->shape[dm->axis]) {
-			w = snprintf(buf + k, n - k, "%s%c(%d, %s)", i ? " " : "", axis_letter[dm->axis],
-			             dm->size, dim_kind(p, dm));
+			put_s(buf, n, &k, "dcn(");
+			put_d(buf, n, &k, dm->size);
+			if (dm->size != p->nslices) {
+				put_s(buf, n, &k, " of ");
+				put_d(buf, n, &k, p->nslices);
+				put_s(buf, n, &k, " slices, stride ");
+				put_d(buf, n, &k, dm->stride);
+				put_c(buf, n, &k, ')');
+			} else {
+				put_s(buf, n, &k, " slices)");
+			}
 		} else {
-			w = snprintf(buf + k, n - k, "%s%c(%d of %d, stride %d, %s)", i ? " " : "",
-			             axis_letter[dm->axis], dm->size, p->shape[dm->axis], dm->stride,
-			             dim_kind(p, dm));
+			put_c(buf, n, &k, axis_letter[dm->axis]);
+			put_c(buf, n, &k, '(');
+			put_d(buf, n, &k, dm->size);
+			if (dm->size != p->shape[dm->axis]) {
+				put_s(buf, n, &k, " of ");
+				put_d(buf, n, &k, p->shape[dm->axis]);
+				put_s(buf, n, &k, ", stride ");
+				put_d(buf, n, &k, dm->stride);
+			}
+			put_s(buf, n, &k, ", ");
+			put_s(buf, n, &k, dim_kind(p, dm));
+			put_c(buf, n, &k, ')');
 		}
-		if (w < 0)
-			break;
-		k += (size_t)w;
+		buf[k < n ? k : n - 1] = 0; /* where that snprintf would end */
 	}
 }
 
