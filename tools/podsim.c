@@ -2,9 +2,13 @@
  * podsim: the command line. main() only dispatches; every subcommand lives in
  * its own file (tools/cmd_<name>.c) and returns the exit status.
  */
+#define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "commands.h"
 
@@ -33,6 +37,28 @@ static void help(FILE *out)
 	fprintf(out, "\n'podsim <command> --help' describes a command's options.\n");
 }
 
+/* Asks for transparent huge pages on the first n bytes the heap will
+ * hand out: the heap is grown by n at once and kept (the trim threshold is
+ * above it), and its 2 MiB-aligned interior is madvised. A compile touches
+ * each page it gets once; with 2 MiB pages that is a few hundred faults
+ * instead of tens of thousands. Pages never touched are never backed. */
+static void heap_huge_pages(size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	char *p = malloc(n);
+	if (!p)
+		return;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t e = ((uintptr_t)p + n) & ~(huge - 1);
+	if (e > a)
+		madvise((void *)a, e - a, MADV_HUGEPAGE);
+	free(p);
+#else
+	(void)n;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	/* The compiler passes build and drop whole modules of tens of MiB; kept
@@ -40,6 +66,7 @@ int main(int argc, char **argv)
 	 * reused without a page fault per page (a third of an estimate's time). */
 	mallopt(M_MMAP_THRESHOLD, 256 << 20);
 	mallopt(M_TRIM_THRESHOLD, 512 << 20);
+	heap_huge_pages((size_t)192 << 20);
 	if (argc < 2) {
 		help(stderr);
 		return EXIT_USAGE;
