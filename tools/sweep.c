@@ -560,6 +560,9 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 		lo = fmax(lo, p2[ph] + f * (p2[ph] - p1[ph]));
 		hi = fmax(hi, p2[ph] + f * g2);
 	}
+	/* a lower bound above the upper one: the growth bound does not hold
+	 * for this program, so it bounds nothing */
+	bounded &= lo <= hi * (1 + 1e-9);
 	double hbm = e[2].mem.hbm_bytes;
 	int how;
 	if (bounded && hi - lo <= 1e-9 * hi)
