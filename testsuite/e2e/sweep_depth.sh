@@ -56,10 +56,17 @@ for k, f in F.items():
         assert abs(fm - em) <= 1e-9 * em, (k, fm, em)
 assert kinds["exact"] > 0 and kinds["lower"] > 0 and kinds["upper"] > 0, kinds
 assert sum(kinds.values()) < len(F), "every layout was extended: the test space is wrong"
-# the same layouts fit, and the best of them is the best
+# the same layouts fit, ranked the same but where an extended step time
+# (within 0.5%) can swap two layouts whose full-depth times are that close
 fits = lambda doc: [key(r) for r in doc["layouts"] if r["memory"]["fits"]]
 assert sorted(fits(fast)) == sorted(fits(exact))
-best_fast, best_exact = E[fits(fast)[0]], E[fits(exact)[0]]
+pos = {k: i for i, k in enumerate(fits(exact))}
+order = fits(fast)
+for a, b in zip(order, order[1:]):
+    if pos[a] > pos[b]:
+        ta, tb = E[a]["step_time_s"], E[b]["step_time_s"]
+        assert ta <= tb * (1 + 1e-2), ("ranked out of order", a, b, ta, tb)
+best_fast, best_exact = E[order[0]], E[fits(exact)[0]]
 assert best_fast["step_time_s"] <= best_exact["step_time_s"] * (1 + 5e-3), (best_fast, best_exact)
 PY
 
