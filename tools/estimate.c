@@ -322,13 +322,15 @@ int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Est
 	e->peak_flops = chip->peak_flops;
 	e->mfu = e->model_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
 	e->hfu = e->hardware_flops_per_step / (e->step_time_s * e->chips * chip->peak_flops);
-	time_split(chip, c->program, &r, e->breakdown_s);
-	for (int b = 0; b < BK_COUNT; b++) /* microbatches repeat all but the update */
-		e->breakdown_s[b] *= e->step_time_s / r.seconds;
-	e->collective_s = net.total;
+	if (!o->brief) {
+		time_split(chip, c->program, &r, e->breakdown_s);
+		for (int b = 0; b < BK_COUNT; b++) /* microbatches repeat all but the update */
+			e->breakdown_s[b] *= e->step_time_s / r.seconds;
+		e->collective_s = net.total;
+	}
 	e->chip_flops = r.flops * (e->step_time_s / r.seconds > 0 ? k : 1);
 	e->mem = c->mem;
-	if (!c->mem.fits) {
+	if (!c->mem.fits && !o->brief) {
 		Diag md;
 		diag_init(&md);
 		memplan_error(c->program, &c->mem, &md);

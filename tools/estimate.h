@@ -19,6 +19,8 @@ typedef struct EstimateOptions {
 	int twisted;
 	const char *place;   /* mesh placement ("tensor=x,fsdp=yz"), NULL: default */
 	const char *trace;   /* Chrome trace path, NULL: none */
+	int brief;           /* 1: no time split (breakdown_s, collective_s) and no
+	                      * nofit text, for searches that read neither */
 } EstimateOptions;
 
 enum {
