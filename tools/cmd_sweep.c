@@ -215,10 +215,10 @@ static void print_table(const Sweep *s, const int *order, int nranked, int top)
 	for (int i = 0; i < s->nlayouts; i++)
 		extra += s->results[i].status == SWEEP_OK && s->results[i].extrapolated;
 	if (s->ndepths)
-		printf("  %ld layouts were extended from %d, %d and %d layers (step time marked ~; "
-		       "memory\n  marked <= an upper bound, >= a lower bound); the rest ran at full "
-		       "depth (--exact: all)\n",
-		       extra, s->depth[0], s->depth[1], s->depth[2]);
+		printf("  %ld layouts were extended from three consecutive depths in %d..%d layers "
+		       "(step time\n  marked ~; memory marked <= an upper bound, >= a lower bound); "
+		       "the rest ran at full\n  depth (--exact: all)\n",
+		       extra, s->depth[0], s->depth[s->ndepths - 1]);
 	printf("\n%4s  %-36s %-9s %-7s %3s %11s %10s %6s %6s %11s  %s\n", "rank", "mesh (ici | dcn)",
 	       "slice", "remat", "mb", "step time", "tokens/s", "MFU", "HFU", "mem/chip", "fits");
 	for (int k = 0; k < nranked && k < top; k++) {

@@ -228,7 +228,9 @@ static void choose_depths(Sweep *s)
 	if (L % p || 5 * p >= L)
 		return;
 	s->ndepths = 3;
-	for (int k = 0; k < 3; k++)
+	while (s->ndepths < SWEEP_MAX_DEPTHS && 2 * (3 + s->ndepths) * p <= L)
+		s->ndepths++;
+	for (int k = 0; k < s->ndepths; k++)
 		s->depth[k] = (3 + k) * p;
 }
 
@@ -441,6 +443,7 @@ void sweep_layout_options(const Sweep *s, const SweepLayout *l, EstimateOptions 
 	o->c.train.remat = l->remat;
 	o->c.microbatches = l->microbatches;
 	o->trace = NULL;
+	o->brief = 1; /* a sweep reports neither the time split nor the overflow's items */
 }
 
 static void fill_result(SweepResult *r, const Estimate *e)
@@ -467,7 +470,8 @@ static void fail_result(SweepResult *r, const Diag *d)
 	r->error[n] = 0;
 }
 
-enum { FULL_DEPTH = 3, NVARIANTS = 4 }; /* variants 0..2: Sweep.depth[v] */
+/* variants 0 .. SWEEP_MAX_DEPTHS - 1: Sweep.depth[v] */
+enum { FULL_DEPTH = SWEEP_MAX_DEPTHS, NVARIANTS = SWEEP_MAX_DEPTHS + 1 };
 
 /* The options of a layout at depth variant v. */
 static void depth_options(const Sweep *s, const SweepLayout *l, int v, EstimateOptions *o)
@@ -509,8 +513,10 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
 	return g[MEMCAT_WEIGHTS] + g[MEMCAT_OPT_STATE] + g[MEMCAT_INPUTS] + keep;
 }
 
-/* The result of a layout from the estimates at the three small depths; -1
- * when it must be evaluated at full depth.
+/* The result of a layout from the estimates at the small depths k, k + 1
+ * and k + 2: 0, or -1 when they do not grow linearly (deeper ones may) and
+ * -2 when they do but the memory bounds cannot say whether it fits (the
+ * full depth must).
  *
  * Step time and FLOPs: each layer adds the same work, so once the small
  * depths lie on a line (linear3) they are extended along it. The FLOPs
@@ -541,14 +547,16 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
  * the peak of the program (or of a phase) is the largest of functions
  * linear in the depth, hence convex, and lies above its extension from
  * two depths. */
-static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate *e, SweepResult *r)
+static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate *e, int k,
+                       SweepResult *r)
 {
+	e += k; /* the window: depths k, k + 1, k + 2 */
 	if (!linear3(e[0].step_time_s, e[1].step_time_s, e[2].step_time_s) ||
 	    !linear3(e[0].mem.peak_bytes, e[1].mem.peak_bytes, e[2].mem.peak_bytes))
 		return -1;
 	const ModelConfig *m = &o->c.model;
 	int L = m->dec_layers ? m->dec_layers : m->enc_layers;
-	double f = (double)(L - s->depth[2]) / (s->depth[2] - s->depth[1]);
+	double f = (double)(L - s->depth[k + 2]) / (s->depth[k + 2] - s->depth[k + 1]);
 #define EXTEND(field) (e[2].field + f * (e[2].field - e[1].field))
 	double peak = EXTEND(mem.peak_bytes), lo = 0, hi = 0;
 	int bounded = 1;
@@ -572,7 +580,7 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 	else if ((peak = bounded ? fmax(lo, peak) : peak) > hbm)
 		how = 2;
 	else
-		return -1;
+		return -2;
 	memset(r, 0, sizeof *r);
 	r->status = SWEEP_OK;
 	r->extrapolated = how;
@@ -713,9 +721,18 @@ static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, Swe
 		Diag d;
 		diag_init(&d);
 		Estimate e[NVARIANTS];
-		if (s->ndepths && !eval_layout(s, sc, l, tp, c, compiled, cd, small, 3, e, &d) &&
-		    !extrapolate(s, &o, e, r))
-			continue;
+		if (s->ndepths && !eval_layout(s, sc, l, tp, c, compiled, cd, small, 3, e, &d)) {
+			/* slide the window until a depth decides or none is left */
+			int k = 0;
+			while (extrapolate(s, &o, e, k, r) == -1 && k + 3 < s->ndepths) {
+				int next = k + 3;
+				if (eval_layout(s, sc, l, tp, c, compiled, cd, &next, 1, e, &d))
+					break;
+				k++;
+			}
+			if (r->status == SWEEP_OK)
+				continue;
+		}
 		diag_init(&d);
 		if (eval_layout(s, sc, l, tp, c, compiled, cd, full, 1, e, &d))
 			fail_result(r, &d);
@@ -731,7 +748,7 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 	int done = 0;
 	for (int i = 0; i < s->nlayouts; i++)
 		done += s->results[i].status != SWEEP_PENDING;
-	StepCache sc = {NULL, 0, 3 * NREMAT * SWEEP_MAX_LIST};
+	StepCache sc = {NULL, 0, SWEEP_MAX_DEPTHS * NREMAT * SWEEP_MAX_LIST};
 	sc.e = calloc((size_t)sc.cap, sizeof *sc.e);
 	if (!sc.e)
 		sc.cap = 0;
@@ -823,11 +840,13 @@ static void sweep_signature(const Sweep *s, char *buf, size_t n)
 {
 	const SweepSpec *sp = &s->spec;
 	const CompileOptions *c = &sp->base.c;
+	char how[48] = "exact";
+	if (s->ndepths) /* the depths a window may use change the results */
+		snprintf(how, sizeof how, "extrapolate=%d-%d", s->depth[0], s->depth[s->ndepths - 1]);
 	snprintf(buf, n, "%s/%s/%dx%d/batch=%lld/seq=%lld/%s/%s/%s/%s", c->model.name, c->chip.name,
 	         sp->slices, sp->chips / (sp->slices > 0 ? sp->slices : 1), (long long)c->batch,
 	         (long long)(c->seq ? c->seq : c->model.seq_len), optimizer_name(c->train.optimizer),
-	         dtype_name(c->dtype), c->sched.overlap ? "overlap" : "no-overlap",
-	         s->ndepths ? "extrapolate" : "exact");
+	         dtype_name(c->dtype), c->sched.overlap ? "overlap" : "no-overlap", how);
 }
 
 void sweep_csv_header(FILE *f)

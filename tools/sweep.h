@@ -14,7 +14,7 @@
  * shared by every mesh it evaluates. SweepSpec.brute turns both off (and
  * the pruning), for tests that check they change nothing.
  *
- * Deep models whose layers repeat are evaluated at three small depths and,
+ * Deep models whose layers repeat are evaluated at a few small depths and,
  * when those grow linearly, extended to the full depth (see Sweep.depth);
  * the memory plan's per-phase peaks and per-category totals bound the
  * full-depth peak, so whether a layout fits is never guessed.
@@ -31,6 +31,7 @@ extern const char *const sweep_axis_names[AX_COUNT];
 
 #define SWEEP_MAX_SHAPES 16
 #define SWEEP_MAX_LIST 32
+#define SWEEP_MAX_DEPTHS 8 /* small depths tried before the full depth */
 
 typedef struct SweepSpec {
 	EstimateOptions base; /* model, chip, batch, seq, optimizer, dtype, overlap */
@@ -107,12 +108,15 @@ typedef struct Sweep {
 	 * by the same amount from each depth to the next (to 1e-6 relative),
 	 * step time and FLOPs are extended linearly to the full depth L:
 	 * x = x2 + (L - 5p) / p (x2 - x1), and peak memory is bounded (see
-	 * extrapolate() in sweep.c); a layout that may or may not fit is
-	 * evaluated at full depth. ndepths is 0 (always full depth) when the
-	 * model does not qualify (L <= 5p, stacks of different depths) or
-	 * spec.exact is set. */
+	 * extrapolate() in sweep.c). When they do not, or the bounds cannot
+	 * say whether it fits, the window slides one depth further (depths
+	 * k - 2, k - 1, k for k = 3 .. ndepths - 1), and a layout no window
+	 * decides is evaluated at full depth. The depths past the first three
+	 * go up to L / 2, so that trying them costs less than the full depth.
+	 * ndepths is 0 (always full depth) when the model does not qualify
+	 * (L <= 5p, stacks of different depths) or spec.exact is set. */
 	int ndepths;
-	int depth[3];
+	int depth[SWEEP_MAX_DEPTHS];
 	long full_depth;      /* layouts evaluated at full depth after the check failed */
 	double weight_bytes;  /* all weights, unsharded, bytes */
 	/* weights by the set of sweep axes that may split them (bit per AX_) */
