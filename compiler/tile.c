@@ -67,7 +67,7 @@ static int64_t gcd64(int64_t a, int64_t b)
 /* The largest divisor of dim that is a multiple of align, at most e and at
  * least e / 2, or e if there is none: an extent that splits dim evenly
  * when one is close. Cost: min(e / (2 align), sqrt(dim)) steps. */
-static int64_t even_extent(int64_t dim, int64_t e, int64_t align)
+static int64_t even_extent_uncached(int64_t dim, int64_t e, int64_t align)
 {
 	int64_t hi = e / align * align, lo = (e + 1) / 2;
 	if (hi < align)
@@ -90,6 +90,27 @@ static int64_t even_extent(int64_t dim, int64_t e, int64_t align)
 			best = y;
 	}
 	return best >= lo ? best : e;
+}
+
+/* even_extent_uncached through a per-thread memo: a program asks for the
+ * same few extents over and over (every layer, every layout of a sweep),
+ * and each answer can cost thousands of divisions. */
+static int64_t even_extent(int64_t dim, int64_t e, int64_t align)
+{
+	enum { MEMO = 1024 };
+	static _Thread_local struct {
+		int64_t dim, e, align, x;
+	} memo[MEMO];
+	uint64_t h = ((uint64_t)dim * 0x9e3779b97f4a7c15u) ^ ((uint64_t)e * 0xc2b2ae3d27d4eb4fu) ^
+	             (uint64_t)align;
+	h = (h ^ (h >> 29)) & (MEMO - 1);
+	if (memo[h].dim != dim || memo[h].e != e || memo[h].align != align) {
+		memo[h].dim = dim;
+		memo[h].e = e;
+		memo[h].align = align;
+		memo[h].x = even_extent_uncached(dim, e, align);
+	}
+	return memo[h].x;
 }
 
 /* Tiles of one flattened group of loop dims (dims[0..nd), outermost first)
