@@ -56,6 +56,9 @@ typedef struct ScheduleOptions {
  * collective is a coll_start/coll_done pair placed for overlap (or back to
  * back when overlap is 0), in an order the engine issues per unit. */
 Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d);
+/* The same, taking m's arena over instead of copying what lives in it (its
+ * attributes, names and strings): m must then only be freed. */
+Module *pass_schedule_take(Module *m, const ScheduleOptions *o, Diag *d);
 
 /* The value that stands for the end of the forward pass in a per-chip
  * program: the loss (output 0), seen through the collectives, async pairs

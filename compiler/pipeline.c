@@ -105,7 +105,10 @@ static int lower(const CompileOptions *o, const Module *step, Compiled *c, Diag 
 	pass_fuse(c->tiled);
 	if (pass_tile(c->tiled, &o->chip, d))
 		return -1;
-	c->program = pass_schedule(c->tiled, &o->sched, d);
+	/* the tiled module is dropped next unless kept: the program takes over
+	 * its memory instead of copying it */
+	c->program = o->keep_stages ? pass_schedule(c->tiled, &o->sched, d)
+	                            : pass_schedule_take(c->tiled, &o->sched, d);
 	if (!c->program)
 		return -1;
 	if (!o->keep_stages) {

@@ -134,6 +134,7 @@ int schedule_segments(const Module *m, int *seg, int *segstart)
  * the emit pass close to the cost of copying the Inst array. */
 typedef struct Copier {
 	Module *out;
+	int share;        /* 1: the output owns the source's arena; point into it */
 	const char **tab; /* (tabn) interned strings, open addressing; NULL: empty */
 	size_t tabn, tabused;
 	ValueId *args;    /* blocks, consumed front to back */
@@ -181,14 +182,19 @@ static const char *intern(Copier *c, const char *s)
 
 /* Sizes the blocks for copying every instruction of m once, plus extra
  * instructions of one operand and extra attributes. */
-static void copier_init(Copier *c, Module *out, const Module *m, int extra)
+static void copier_init(Copier *c, Module *out, const Module *m, int extra, int share)
 {
 	memset(c, 0, sizeof *c);
 	c->out = out;
-	size_t nargs = (size_t)extra, nattrs = (size_t)extra, nints = 1, nnames = 1;
+	c->share = share;
+	size_t nargs = (size_t)extra, nattrs = (size_t)extra, nints = 1, nnames = 1, most = 0;
 	for (int v = 0; v < m->ninsts; v++) {
 		const Inst *in = &m->insts[v];
 		nargs += (size_t)in->nargs;
+		if (share) { /* only the lists that get an extra attribute are copied */
+			most = (size_t)in->nattrs > most ? (size_t)in->nattrs : most;
+			continue;
+		}
 		nattrs += (size_t)in->nattrs;
 		for (int k = 0; k < in->nattrs; k++) {
 			const Attr *a = &in->attrs[k];
@@ -198,6 +204,8 @@ static void copier_init(Copier *c, Module *out, const Module *m, int extra)
 				nnames += (size_t)(a->n ? a->n : 1);
 		}
 	}
+	if (share)
+		nattrs = (size_t)extra * (most + 1);
 	/* every slot handed out is written before it is read */
 	c->args = arena_alloc_uninit(&out->arena, sizeof(ValueId) * (nargs ? nargs : 1));
 	c->attrs = arena_alloc_uninit(&out->arena, sizeof(Attr) * (nattrs ? nattrs : 1));
@@ -221,9 +229,13 @@ static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const
 			ni->args[k] = args[k];
 	}
 	int na = src->nattrs + (extra != NULL);
+	if (c->share && !extra) /* the attribute list lives in the adopted arena */
+		return out->ninsts++;
 	ni->attrs = na ? c->attrs : NULL;
 	c->attrs += na;
-	for (int k = 0; k < src->nattrs; k++) {
+	for (int k = 0; k < src->nattrs && c->share; k++)
+		ni->attrs[k] = src->attrs[k]; /* what they point to is adopted too */
+	for (int k = 0; k < src->nattrs && !c->share; k++) {
 		const Attr *a = &src->attrs[k];
 		Attr b = *a;
 		b.key = intern(c, a->key);
@@ -259,11 +271,24 @@ static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const
 		ni->attrs[src->nattrs] = b;
 	}
 	ni->nattrs = na;
-	ni->name = src->name ? arena_strdup(&c->out->arena, src->name) : NULL;
+	if (!c->share)
+		ni->name = src->name ? arena_strdup(&c->out->arena, src->name) : NULL;
 	return out->ninsts++;
 }
 
+static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d);
+
 Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
+{
+	return schedule((Module *)m, 0, o, d); /* take = 0: m is only read */
+}
+
+Module *pass_schedule_take(Module *m, const ScheduleOptions *o, Diag *d)
+{
+	return schedule(m, 1, o, d);
+}
+
+static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d)
 {
 	ScheduleOptions dflt = {1, 1};
 	if (!o)
@@ -463,6 +488,8 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 	}
 
 	Module *out = ir_module_empty_like(m);
+	if (take)
+		arena_adopt(&out->arena, &m->arena);
 	/* room for every instruction at once: no regrowth while emitting */
 	ir_reserve(out, nparams + nitems + 1);
 	ValueId *args = malloc(sizeof(ValueId) * (size_t)maxargs);
@@ -470,7 +497,7 @@ Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 		ir_die("out of memory");
 	int ncoll = nitems - (n - nparams); /* nitems = n - nparams - ncoll + 2 ncoll */
 	Copier cp;
-	copier_init(&cp, out, m, ncoll);
+	copier_init(&cp, out, m, ncoll, take);
 	for (int v = 0; v < n; v++)
 		if (m->insts[v].op == OP_PARAMETER)
 			map[v] = copier_add(&cp, &m->insts[v], NULL, NULL);

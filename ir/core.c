@@ -147,6 +147,24 @@ char *arena_strdup(Arena *a, const char *s)
 	return arena_strndup(a, s, strlen(s));
 }
 
+void arena_adopt(Arena *dst, Arena *src)
+{
+	ArenaBlock *first = src->head;
+	if (!first)
+		return;
+	if (!dst->head) {
+		dst->head = first;
+	} else { /* behind dst's head, which keeps its free space */
+		ArenaBlock *last = first;
+		while (last->next)
+			last = last->next;
+		last->next = dst->head->next;
+		dst->head->next = first;
+	}
+	dst->used_bytes += src->used_bytes;
+	arena_init(src);
+}
+
 /* ---- Name tables --------------------------------------------------------*/
 
 const OpInfo ir_ops[OP_COUNT] = {

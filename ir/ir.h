@@ -93,6 +93,9 @@ void *arena_alloc_uninit(Arena *a, size_t n);   /* the same, not zeroed */
 void *arena_grow(Arena *a, void *old, size_t oldn, size_t newn); /* copy */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
+/* Moves src's memory into dst: what src handed out lives until dst is
+ * freed; src is left empty. */
+void arena_adopt(Arena *dst, Arena *src);
 
 /* ---- Ops -----------------------------------------------------------------*/
 enum {

@@ -162,6 +162,70 @@ START_TEST(keeps_dependencies_and_order)
 }
 END_TEST
 
+/* pass_schedule_take gives the program pass_schedule gives, printed
+ * alike, and it outlives the module whose memory it took; the attributes
+ * it extends (a start's op) are its own. */
+START_TEST(take_gives_the_same_program)
+{
+	Module *m = tiled_step("tiny-decoder", 0, REMAT_FULL, 4, 2);
+	Diag d;
+	diag_init(&d);
+	ScheduleOptions o = {1, 1};
+	Module *p = pass_schedule(m, &o, &d);
+	ck_assert_msg(p != NULL, "%s", d.msg);
+	char *want = ir_print_string(p);
+	int ncoll = 0;
+	for (int v = 0; v < p->ninsts; v++)
+		ncoll += p->insts[v].op == OP_COLL_START;
+	ck_assert_int_gt(ncoll, 0);
+	Module *q = pass_schedule_take(m, &o, &d);
+	ck_assert_msg(q != NULL, "%s", d.msg);
+	ir_module_free(m); /* q must not need it */
+	ck_assert_msg(ir_verify(q, &d) == 0, "%s", d.msg);
+	char *got = ir_print_string(q);
+	ck_assert_str_eq(got, want);
+	/* a later pass's attribute lands in q's own memory */
+	for (int v = 0; v < q->ninsts; v++) {
+		int64_t x = v;
+		ir_set_ints(q, v, "probe", 1, &x);
+	}
+	ck_assert_int_eq(ir_attr_int(&q->insts[q->ninsts - 1], "probe", -1), q->ninsts - 1);
+	free(got);
+	free(want);
+	ir_module_free(q);
+	ir_module_free(p);
+}
+END_TEST
+
+/* arena_adopt keeps what both arenas handed out and leaves the source
+ * empty; either may be empty. */
+START_TEST(arena_adopt_moves_blocks)
+{
+	Arena a, b, e;
+	arena_init(&a);
+	arena_init(&b);
+	arena_init(&e);
+	char *x = arena_strdup(&a, "kept in a");
+	char *big = arena_alloc(&b, 100000); /* its own block */
+	char *y = arena_strdup(&b, "moved from b");
+	big[99999] = 7;
+	arena_adopt(&a, &e); /* nothing to move */
+	arena_adopt(&a, &b);
+	ck_assert_ptr_null(b.head);
+	ck_assert_uint_eq(b.used_bytes, 0);
+	char *z = arena_strdup(&a, "after");
+	ck_assert_str_eq(x, "kept in a");
+	ck_assert_str_eq(y, "moved from b");
+	ck_assert_str_eq(z, "after");
+	ck_assert_int_eq(big[99999], 7);
+	arena_adopt(&e, &a); /* into an empty one */
+	ck_assert_ptr_null(a.head);
+	ck_assert_str_eq(y, "moved from b");
+	arena_free(&e);
+	arena_free(&b);
+}
+END_TEST
+
 /* A collective of a collective: the second starts right after the first's
  * done, before the compute between them and the user; blocking, the
  * shrinking one goes right after its operand and the growing one right
@@ -475,6 +539,8 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, keeps_dependencies_and_order);
+	tcase_add_test(tc, take_gives_the_same_program);
+	tcase_add_test(tc, arena_adopt_moves_blocks);
 	tcase_add_test(tc, starts_as_early_as_the_operand_allows);
 	tcase_add_test(tc, chained_collectives);
 	tcase_add_loop_test(tc, prefetch_window, 0, 3);
