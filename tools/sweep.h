@@ -5,9 +5,9 @@
  * A layout is a mesh (ICI sizes of data, fsdp, tensor, expert, sequence;
  * DCN sizes of data, fsdp), a slice shape, a remat policy and a microbatch
  * count. Layouts that cannot work (an axis that does not divide what it
- * splits) are skipped with a reason; layouts whose weights alone exceed HBM
- * (a lower bound of the memory plan's peak) are pruned: reported as not
- * fitting without being compiled. Evaluation reuses work without changing
+ * splits) are skipped with a reason; layouts whose weights and saved
+ * activations alone exceed HBM (a lower bound of the memory plan's peak)
+ * are pruned: reported as not fitting without being compiled. Evaluation reuses work without changing
  * any result: layouts that differ only in the slice shape share one
  * compile (the compiled program does not depend on the slice), and each
  * thread keeps one Pod per slice shape whose memoised collective costs are
@@ -65,7 +65,9 @@ typedef struct SweepLayout {
 typedef enum SweepStatus {
 	SWEEP_PENDING, /* not evaluated yet */
 	SWEEP_OK,      /* evaluated (fits or not) */
-	SWEEP_PRUNED,  /* weights alone exceed HBM: does not fit, not compiled */
+	SWEEP_PRUNED,  /* a lower bound of the peak exceeds HBM (weights, then
+	                * the activations saved for the backward): does not fit,
+	                * not compiled */
 	SWEEP_FAILED,  /* the estimate engine rejected it (see error) */
 } SweepStatus;
 
@@ -138,6 +140,11 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx);
 
 /* The per-chip weight bytes lower bound of a layout. */
 double sweep_weight_bound(const Sweep *s, const SweepLayout *l);
+/* What the activations the forward pass saves for the backward (saved
+ * bytes, global, one microbatch) add to it on each of chips chips, less
+ * what CMEM could hold: a lower bound, as the weights, of the memory
+ * plan's bytes live at the loss. */
+double sweep_activation_bound(double saved, int chips, double cmem_bytes);
 
 /* The layouts with a result, best first: fitting ones by step time, then
  * the evaluated ones that do not fit by step time, then pruned ones by
