@@ -105,11 +105,11 @@ typedef struct Sweep {
 	SweepCount skips[32]; /* layouts skipped before evaluation, by reason */
 	long skipped;         /* their total */
 	/* Depth extrapolation: a model whose layers repeat with period p
-	 * (p = moe_every for MoE, else 1) is evaluated at depth[k] = (3 + k) p
+	 * (p = moe_every for MoE, else 1) is evaluated at depth[k] = (2 + k) p
 	 * layers per stack, k = 0, 1, 2. When step time and peak memory grow
 	 * by the same amount from each depth to the next (to 1e-6 relative),
 	 * step time and FLOPs are extended linearly to the full depth L:
-	 * x = x2 + (L - 5p) / p (x2 - x1), and peak memory is bounded (see
+	 * x = x2 + (L - 4p) / p (x2 - x1), and peak memory is bounded (see
 	 * extrapolate() in sweep.c). When they do not, or the bounds cannot
 	 * say whether it fits, the window slides one depth further (depths
 	 * k - 2, k - 1, k for k = 3 .. ndepths - 1), and a layout no window
