@@ -7,7 +7,7 @@
  * its layout alone, so the ranking is the same whatever the thread count or
  * the order in which layouts finish. Threads take whole groups (a mesh,
  * remat and microbatch count): one compile per model depth the group needs
- * (the three small depths of the extrapolation, the full depth), then one
+ * (the small depths of the extrapolation, the full depth), then one
  * simulation per slice shape and depth on the thread's own Pod for that
  * shape. A Pod's memo table holds
  * collective costs keyed by their inputs, so sharing it across meshes
@@ -528,8 +528,9 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
 
 /* The result of a layout from the estimates at the small depths k, k + 1
  * and k + 2: 0, or -1 when they do not grow linearly (deeper ones may) and
- * -2 when they do but the memory bounds cannot say whether it fits (the
- * full depth must).
+ * -2 when they do but the memory bounds cannot say whether it fits; then
+ * the caller gives the full-depth memory plan (full, else NULL), which
+ * does.
  *
  * Step time and FLOPs: each layer adds the same work, so once the small
  * depths lie on a line (linear3) they are extended along it. The FLOPs
@@ -555,13 +556,14 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
  * backward's gradients overtake from 16 layers on) the layout fits for
  * certain when the largest upper bound fits (extrapolated = 3, mem_bytes
  * that bound), does not fit when a lower bound already exceeds HBM
- * (extrapolated = 2, mem_bytes that bound), and is compiled at full depth
- * otherwise. The lower bounds need no assumption about which point peaks:
+ * (extrapolated = 2, mem_bytes that bound), and otherwise is compiled at
+ * full depth for its memory plan (extrapolated = 1, its peak; the program
+ * is not simulated: the step time still extends). The lower bounds need no assumption about which point peaks:
  * the peak of the program (or of a phase) is the largest of functions
  * linear in the depth, hence convex, and lies above its extension from
  * two depths. */
 static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate *e, int k,
-                       SweepResult *r)
+                       const MemPlan *full, SweepResult *r)
 {
 	e += k; /* the window: depths k, k + 1, k + 2 */
 	if (!linear3(e[0].step_time_s, e[1].step_time_s, e[2].step_time_s) ||
@@ -586,7 +588,9 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 	bounded &= lo <= hi * (1 + 1e-9);
 	double hbm = e[2].mem.hbm_bytes;
 	int how;
-	if (bounded && hi - lo <= 1e-9 * hi)
+	if (full) /* the full-depth memory plan, compiled because the bounds could not decide */
+		how = 1, peak = full->peak_bytes;
+	else if (bounded && hi - lo <= 1e-9 * hi)
 		how = 1, peak = hi;
 	else if (bounded && hi <= hbm)
 		how = 3, peak = hi;
@@ -761,6 +765,27 @@ typedef struct ThreadPods {
 	Diag err[SWEEP_MAX_SHAPES];
 } ThreadPods;
 
+/* The group's compile of variant v, made on first use (from the shared
+ * small-depth step, or whole at full depth). */
+static int ensure_compiled(StepCache *sc, const EstimateOptions *o, int v, Compiled *c,
+                           int *compiled, Diag *cd, Diag *d)
+{
+	if (compiled[v] == 0) {
+		const SharedStep *st = v == FULL_DEPTH ? NULL : shared_step(sc, v, o);
+		if (!st)
+			compiled[v] = compile_model(&o->c, &c[v], &cd[v]) ? -1 : 1;
+		else if (st->rc)
+			compiled[v] = -1, cd[v] = st->d;
+		else
+			compiled[v] = compile_lower(&o->c, &st->step, &c[v], &cd[v]) ? -1 : 1;
+	}
+	if (compiled[v] < 0) {
+		*d = cd[v];
+		return -1;
+	}
+	return 0;
+}
+
 /* Evaluates one layout at the depth variants vs[0..nv): estimate_run each
  * time (brute), or the group's compile of that variant (made on first use)
  * on the thread's pod. The checks run in estimate_run's order, so both
@@ -789,22 +814,30 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 		MeshPlacement mp;
 		if (pod_place_mesh(&tp->pod[sh], &o.c.mesh, o.place, &mp, d))
 			return -1;
-		if (compiled[v] == 0) {
-			const SharedStep *st = v == FULL_DEPTH ? NULL : shared_step(sc, v, &o);
-			if (!st)
-				compiled[v] = compile_model(&o.c, &c[v], &cd[v]) ? -1 : 1;
-			else if (st->rc)
-				compiled[v] = -1, cd[v] = st->d;
-			else
-				compiled[v] = compile_lower(&o.c, &st->step, &c[v], &cd[v]) ? -1 : 1;
-		}
-		if (compiled[v] < 0) {
-			*d = cd[v];
-			return -1;
-		}
-		if (estimate_simulate(&o, &c[v], &tp->pod[sh], &e[v], d))
+		if (ensure_compiled(sc, &o, v, c, compiled, cd, d) ||
+		    estimate_simulate(&o, &c[v], &tp->pod[sh], &e[v], d))
 			return -1;
 	}
+	return 0;
+}
+
+/* The memory plan of a layout at full depth, without simulating it: the
+ * group's full-depth compile (estimate_run's, brute). */
+static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, Compiled *c,
+                       int *compiled, Diag *cd, MemPlan *mem, Diag *d)
+{
+	EstimateOptions o;
+	depth_options(s, l, FULL_DEPTH, &o);
+	if (s->spec.brute) {
+		Estimate e;
+		if (estimate_run(&o, &e, d))
+			return -1;
+		*mem = e.mem;
+		return 0;
+	}
+	if (ensure_compiled(sc, &o, FULL_DEPTH, c, compiled, cd, d))
+		return -1;
+	*mem = c[FULL_DEPTH].mem;
 	return 0;
 }
 
@@ -843,14 +876,21 @@ static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, Swe
 		Estimate e[NVARIANTS];
 		if (s->ndepths && !eval_layout(s, sc, l, tp, c, compiled, cd, small, 3, e, &d)) {
 			/* slide the window until a depth decides or none is left */
-			int k = 0;
-			while (extrapolate(s, &o, e, k, r) == -1 && k + 3 < s->ndepths) {
+			int k = 0, how;
+			while ((how = extrapolate(s, &o, e, k, NULL, r)) == -1 && k + 3 < s->ndepths) {
 				int next = k + 3;
 				if (eval_layout(s, sc, l, tp, c, compiled, cd, &next, 1, e, &d))
 					break;
 				k++;
 			}
 			if (r->status == SWEEP_OK)
+				continue;
+			/* the step time extends but the bounds cannot say whether
+			 * it fits: the full-depth compile's memory plan does, and the
+			 * full-depth program need not be simulated */
+			MemPlan mem;
+			if (how == -2 && !full_memory(s, sc, l, c, compiled, cd, &mem, &d) &&
+			    !extrapolate(s, &o, e, k, &mem, r))
 				continue;
 		}
 		diag_init(&d);
