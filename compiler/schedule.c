@@ -276,19 +276,20 @@ static ValueId copier_add(Copier *c, const Inst *src, const ValueId *args, const
 	return out->ninsts++;
 }
 
-static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d);
+static Module *schedule(const Module *m, Arena *take, const ScheduleOptions *o, Diag *d);
 
 Module *pass_schedule(const Module *m, const ScheduleOptions *o, Diag *d)
 {
-	return schedule((Module *)m, 0, o, d); /* take = 0: m is only read */
+	return schedule(m, NULL, o, d);
 }
 
 Module *pass_schedule_take(Module *m, const ScheduleOptions *o, Diag *d)
 {
-	return schedule(m, 1, o, d);
+	return schedule(m, &m->arena, o, d);
 }
 
-static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d)
+/* take: m's arena, for the output to adopt; NULL: copy what lives there */
+static Module *schedule(const Module *m, Arena *take, const ScheduleOptions *o, Diag *d)
 {
 	ScheduleOptions dflt = {1, 1};
 	if (!o)
@@ -489,7 +490,7 @@ static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d)
 
 	Module *out = ir_module_empty_like(m);
 	if (take)
-		arena_adopt(&out->arena, &m->arena);
+		arena_adopt(&out->arena, take);
 	/* room for every instruction at once: no regrowth while emitting */
 	ir_reserve(out, nparams + nitems + 1);
 	ValueId *args = malloc(sizeof(ValueId) * (size_t)maxargs);
@@ -497,7 +498,7 @@ static Module *schedule(Module *m, int take, const ScheduleOptions *o, Diag *d)
 		ir_die("out of memory");
 	int ncoll = nitems - (n - nparams); /* nitems = n - nparams - ncoll + 2 ncoll */
 	Copier cp;
-	copier_init(&cp, out, m, ncoll, take);
+	copier_init(&cp, out, m, ncoll, take != NULL);
 	for (int v = 0; v < n; v++)
 		if (m->insts[v].op == OP_PARAMETER)
 			map[v] = copier_add(&cp, &m->insts[v], NULL, NULL);
