@@ -626,12 +626,16 @@ typedef struct SharedStep {
 
 enum { NREMAT = 3, SAVED_CAP = NREMAT * SWEEP_MAX_LIST };
 
-typedef struct SavedEntry SavedEntry;
+typedef struct SavedEntry {
+	RematPolicy remat;
+	int microbatches;
+	double bytes;
+} SavedEntry;
 
 typedef struct StepCache {
 	SharedStep *e; /* (cap) made once, so entries handed out stay put */
 	int n, cap;
-	struct SavedEntry *saved; /* (SAVED_CAP) full_saved_bytes's */
+	SavedEntry *saved; /* (SAVED_CAP) full_saved_bytes's */
 	int nsaved;
 } StepCache;
 
@@ -708,12 +712,6 @@ static double saved_bytes(const Module *step)
  * from the full-depth step (--exact, shallow models). 0 when the step
  * cannot be built (the lowering then reports why). Made once per policy
  * and count, under a lock. */
-typedef struct SavedEntry {
-	RematPolicy remat;
-	int microbatches;
-	double bytes;
-} SavedEntry;
-
 static double full_saved_bytes(const Sweep *s, StepCache *sc, const EstimateOptions *o)
 {
 	double found = -1;

@@ -383,6 +383,35 @@ START_TEST(shape_rule_dot_rank_limit)
 }
 END_TEST
 
+/* arena_adopt keeps what both arenas handed out and leaves the source
+ * empty; either may be empty. */
+START_TEST(arena_adopt_moves_blocks)
+{
+	Arena a, b, e;
+	arena_init(&a);
+	arena_init(&b);
+	arena_init(&e);
+	char *x = arena_strdup(&a, "kept in a");
+	char *big = arena_alloc(&b, 100000); /* its own block */
+	char *y = arena_strdup(&b, "moved from b");
+	big[99999] = 7;
+	arena_adopt(&a, &e); /* nothing to move */
+	arena_adopt(&a, &b);
+	ck_assert_ptr_null(b.head);
+	ck_assert_uint_eq(b.used_bytes, 0);
+	char *z = arena_strdup(&a, "after");
+	ck_assert_str_eq(x, "kept in a");
+	ck_assert_str_eq(y, "moved from b");
+	ck_assert_str_eq(z, "after");
+	ck_assert_int_eq(big[99999], 7);
+	arena_adopt(&e, &a); /* into an empty one */
+	ck_assert_ptr_null(a.head);
+	ck_assert_str_eq(y, "moved from b");
+	arena_free(&e);
+	arena_free(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ir_core");
@@ -390,6 +419,7 @@ int main(void)
 	tcase_add_test(tc, arena_alloc_zeroed_aligned);
 	tcase_add_test(tc, arena_big_blocks_keep_head_usable);
 	tcase_add_test(tc, arena_grow_and_strdup);
+	tcase_add_test(tc, arena_adopt_moves_blocks);
 	tcase_add_test(tc, name_tables_round_trip);
 	tcase_add_test(tc, op_table_flags);
 	tcase_add_test(tc, type_helpers);

@@ -197,35 +197,6 @@ START_TEST(take_gives_the_same_program)
 }
 END_TEST
 
-/* arena_adopt keeps what both arenas handed out and leaves the source
- * empty; either may be empty. */
-START_TEST(arena_adopt_moves_blocks)
-{
-	Arena a, b, e;
-	arena_init(&a);
-	arena_init(&b);
-	arena_init(&e);
-	char *x = arena_strdup(&a, "kept in a");
-	char *big = arena_alloc(&b, 100000); /* its own block */
-	char *y = arena_strdup(&b, "moved from b");
-	big[99999] = 7;
-	arena_adopt(&a, &e); /* nothing to move */
-	arena_adopt(&a, &b);
-	ck_assert_ptr_null(b.head);
-	ck_assert_uint_eq(b.used_bytes, 0);
-	char *z = arena_strdup(&a, "after");
-	ck_assert_str_eq(x, "kept in a");
-	ck_assert_str_eq(y, "moved from b");
-	ck_assert_str_eq(z, "after");
-	ck_assert_int_eq(big[99999], 7);
-	arena_adopt(&e, &a); /* into an empty one */
-	ck_assert_ptr_null(a.head);
-	ck_assert_str_eq(y, "moved from b");
-	arena_free(&e);
-	arena_free(&b);
-}
-END_TEST
-
 /* A collective of a collective: the second starts right after the first's
  * done, before the compute between them and the user; blocking, the
  * shrinking one goes right after its operand and the growing one right
@@ -540,7 +511,6 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, keeps_dependencies_and_order);
 	tcase_add_test(tc, take_gives_the_same_program);
-	tcase_add_test(tc, arena_adopt_moves_blocks);
 	tcase_add_test(tc, starts_as_early_as_the_operand_allows);
 	tcase_add_test(tc, chained_collectives);
 	tcase_add_loop_test(tc, prefetch_window, 0, 3);
