@@ -76,6 +76,9 @@ static int build_step(const CompileOptions *o, CompiledStep *s, Module **forward
 		 * as XLA drops it: hardware FLOPs count what runs */
 		ir_dce_inplace(s->step);
 	}
+	/* and so are repeated expressions (the optimizer's constants, a
+	 * product the backward forms twice), as XLA's CSE drops them */
+	ir_cse_inplace(s->step);
 	flops_count(s->step, &s->flops);
 	return 0;
 }

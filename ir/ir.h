@@ -298,6 +298,12 @@ Module *ir_dce(const Module *m);
  * (each instruction's operand array must be its own, as the builder and
  * ir_clone_inst make them). */
 void ir_dce_inplace(Module *m);
+/* Common-subexpression elimination of a graph-level module in place
+ * (ir/cse.c): an instruction the same as an earlier one (op, type,
+ * operands, attributes, name) is replaced by it and dropped; parameters,
+ * outputs, collectives and asynchronous ops are kept. Returns how many
+ * were dropped. */
+int ir_cse_inplace(Module *m);
 
 /* Attribute helpers (attrs live in the module arena). */
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs);

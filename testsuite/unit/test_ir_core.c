@@ -1,7 +1,8 @@
 /*
  * Unit tests of the IR core: the arena, the name tables, types and meshes,
  * attributes, and the builder's shape rules (ir_infer_type) on hand-computed
- * shapes, including the rules' rejections.
+ * shapes, including the rules' rejections; common-subexpression
+ * elimination.
  */
 #include <check.h>
 #include <stdint.h>
@@ -412,6 +413,65 @@ START_TEST(arena_adopt_moves_blocks)
 }
 END_TEST
 
+/* ---- Common-subexpression elimination ------------------------------------*/
+
+START_TEST(cse_merges_pure_repeats_only)
+{
+	Module *m = ir_module_new("cse", LEVEL_GRAPH);
+	m->mesh = (Mesh){1, {{"data", 2, 1}}};
+	Type v = TY(DT_F32, 4, 8);
+	ValueId x = ir_param(m, "x", v);
+	ValueId y = ir_param(m, "y", v); /* same type as x: parameters never merge */
+	ValueId c1 = ir_const(m, 2.0, v);
+	ValueId c2 = ir_const(m, 2.0, v); /* = c1 */
+	ValueId c3 = ir_const(m, 3.0, v); /* another value */
+	ValueId a1 = ir_binary(m, OP_MUL, x, c1);
+	ValueId a2 = ir_binary(m, OP_MUL, x, c2); /* = a1 once c2 is c1 */
+	ValueId a3 = ir_binary(m, OP_MUL, x, c3);
+	ValueId a4 = ir_binary(m, OP_MUL, y, c1);
+	ValueId r = ir_binary(m, OP_MUL, x, c1); /* = a1, but tagged as recomputed */
+	int64_t one = 1;
+	ir_set_ints(m, r, "remat", 1, &one);
+	ValueId s1 = ir_binary(m, OP_ADD, a1, a2); /* becomes add(a1, a1) */
+	ValueId s2 = ir_binary(m, OP_ADD, a1, a1); /* = s1 */
+	ValueId g1 = ir_collective(m, OP_ALL_REDUCE, s1, 1, -1);
+	ValueId g2 = ir_collective(m, OP_ALL_REDUCE, s1, 1, -1); /* effects: kept */
+	ValueId o1 = ir_binary(m, OP_SUB, s2, a3);
+	ValueId o2 = ir_binary(m, OP_SUB, s2, a3); /* = o1, but an output: kept */
+	ValueId t = ir_binary(m, OP_ADD, a4, r);
+	ir_output(m, o1);
+	ir_output(m, o2);
+	ir_output(m, t);
+	ir_output(m, ir_binary(m, OP_ADD, g1, g2));
+	int before = m->ninsts;
+	ck_assert_int_eq(ir_cse_inplace(m), 3); /* c2, a2, s2 */
+	ck_assert_int_eq(m->ninsts, before - 3);
+	ck_assert_int_eq(m->noutputs, 4);
+	for (int i = 0; i < m->noutputs; i++)
+		for (int k = 0; k < i; k++)
+			ck_assert_int_ne(m->outputs[i], m->outputs[k]);
+	int nconst = 0, nremat = 0, nparam = 0, ncoll = 0;
+	for (int i = 0; i < m->ninsts; i++) {
+		nconst += m->insts[i].op == OP_CONSTANT;
+		ncoll += m->insts[i].op == OP_ALL_REDUCE;
+		nremat += ir_attr_int(&m->insts[i], "remat", 0) == 1;
+		nparam += m->insts[i].op == OP_PARAMETER;
+	}
+	ck_assert_int_eq(nconst, 2);
+	ck_assert_int_eq(nremat, 1);
+	ck_assert_int_eq(nparam, 2);
+	ck_assert_int_eq(ncoll, 2);
+	/* the sum reads one product twice */
+	const Inst *o = &m->insts[m->outputs[0]];
+	const Inst *sum = &m->insts[o->args[0]];
+	ck_assert_int_eq(sum->op, OP_ADD);
+	ck_assert_int_eq(sum->args[0], sum->args[1]);
+	/* nothing left to merge */
+	ck_assert_int_eq(ir_cse_inplace(m), 0);
+	ir_module_free(m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ir_core");
@@ -429,6 +489,7 @@ int main(void)
 	tcase_add_test(tc, builder_collectives);
 	tcase_add_test(tc, shape_rules_reject);
 	tcase_add_test(tc, shape_rule_dot_rank_limit);
+	tcase_add_test(tc, cse_merges_pure_repeats_only);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
