@@ -29,10 +29,37 @@
 /* Seconds a collective (a collective op or a coll_start) takes. */
 typedef double (*CollectiveTimeFn)(void *ctx, const Inst *in, const Module *m);
 
+/* One op of a program as the engine sees it before the run (engine_costs). */
+typedef struct EngineOp {
+	unsigned char kind;  /* what it does in the timeline (engine.c) */
+	unsigned char unit;  /* Unit it runs on */
+	unsigned char sync;  /* later ops wait for its end */
+	double dur;          /* s on its unit (kernels, spill included) */
+	double bytes;        /* bytes a DMA moves */
+	double spill_s;      /* s its spill's round trip adds */
+} EngineOp;
+
+/* What a run of one program on one chip does not owe to the timeline: each
+ * op's unit and duration but collectives', and the memory accounting (it
+ * follows program order). Made once, it serves every run of the program on
+ * that chip, whatever the network (podsim sweep runs one program on
+ * several slice shapes). */
+typedef struct EngineCosts {
+	int n;
+	EngineOp *op;                 /* (n) */
+	double flops, hbm_bytes, spill_bytes;
+	double mem_peak[MEM_COUNT], mem_capacity[MEM_COUNT];
+} EngineCosts;
+
+int engine_costs(const Module *m, const Chip *c, EngineCosts *k, Diag *d);
+void engine_costs_free(EngineCosts *k);
+
 typedef struct EngineOptions {
 	CollectiveTimeFn collective_time; /* NULL: engine_default_collective_time */
 	void *ctx;                        /* passed to collective_time; the default
 	                                   * expects the Chip (NULL: the engine's chip) */
+	const EngineCosts *costs;         /* engine_costs of the same program and chip,
+	                                   * or NULL: made for this run */
 } EngineOptions;
 
 typedef struct SimOp {

@@ -66,10 +66,12 @@ int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d);
  * estimate_pod_init: the slice (o->slice, or derived from the mesh) checked
  * against the mesh sizes, and pod_init; 0, or -1 with d (no pod to free).
  * estimate_simulate: places o's mesh on pod, runs c->program (compiled
- * from o->c) and fills e; 0, or -1 with d. pod is used by one thread. */
+ * from o->c) and fills e; 0, or -1 with d. pod is used by one thread.
+ * costs: engine_costs of c->program on o's chip, made once for several
+ * pods, or NULL (made for this run). */
 int estimate_pod_init(const EstimateOptions *o, Pod *pod, Diag *d);
-int estimate_simulate(const EstimateOptions *o, const Compiled *c, Pod *pod, Estimate *e,
-                      Diag *d);
+int estimate_simulate(const EstimateOptions *o, const Compiled *c, const EngineCosts *costs,
+                      Pod *pod, Estimate *e, Diag *d);
 
 /* Prints e as a human report, or as one JSON object. */
 void estimate_print(FILE *out, const EstimateOptions *o, const Estimate *e);

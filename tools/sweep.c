@@ -763,11 +763,25 @@ typedef struct ThreadPods {
 	Diag err[SWEEP_MAX_SHAPES];
 } ThreadPods;
 
+/* A group's compiles, one per depth variant, each made on first use, with
+ * its program's engine costs (made on its first simulation, shared by the
+ * slice shapes). */
+typedef struct GroupCompiles {
+	Compiled c[NVARIANTS];
+	int compiled[NVARIANTS]; /* 0 not yet, 1 ok, -1 failed */
+	Diag cd[NVARIANTS];
+	EngineCosts costs[NVARIANTS];
+	int costed[NVARIANTS];   /* 0 not yet, 1 made */
+} GroupCompiles;
+
 /* The group's compile of variant v, made on first use (from the shared
  * small-depth step, or whole at full depth). */
-static int ensure_compiled(StepCache *sc, const EstimateOptions *o, int v, Compiled *c,
-                           int *compiled, Diag *cd, Diag *d)
+static int ensure_compiled(StepCache *sc, const EstimateOptions *o, int v, GroupCompiles *g,
+                           Diag *d)
 {
+	Compiled *c = g->c;
+	int *compiled = g->compiled;
+	Diag *cd = g->cd;
 	if (compiled[v] == 0) {
 		const SharedStep *st = v == FULL_DEPTH ? NULL : shared_step(sc, v, o);
 		if (!st)
@@ -788,8 +802,8 @@ static int ensure_compiled(StepCache *sc, const EstimateOptions *o, int v, Compi
  * time (brute), or the group's compile of that variant (made on first use)
  * on the thread's pod. The checks run in estimate_run's order, so both
  * give the same errors. e is indexed by variant. */
-static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, ThreadPods *tp, Compiled *c,
-                       int *compiled, Diag *cd, const int *vs, int nv, Estimate *e, Diag *d)
+static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, ThreadPods *tp,
+                       GroupCompiles *g, const int *vs, int nv, Estimate *e, Diag *d)
 {
 	for (int k = 0; k < nv; k++) {
 		int v = vs[k];
@@ -812,8 +826,14 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 		MeshPlacement mp;
 		if (pod_place_mesh(&tp->pod[sh], &o.c.mesh, o.place, &mp, d))
 			return -1;
-		if (ensure_compiled(sc, &o, v, c, compiled, cd, d) ||
-		    estimate_simulate(&o, &c[v], &tp->pod[sh], &e[v], d))
+		if (ensure_compiled(sc, &o, v, g, d))
+			return -1;
+		if (!g->costed[v]) {
+			if (engine_costs(g->c[v].program, &o.c.chip, &g->costs[v], d))
+				return -1;
+			g->costed[v] = 1;
+		}
+		if (estimate_simulate(&o, &g->c[v], &g->costs[v], &tp->pod[sh], &e[v], d))
 			return -1;
 	}
 	return 0;
@@ -821,8 +841,8 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 
 /* The memory plan of a layout at full depth, without simulating it: the
  * group's full-depth compile (estimate_run's, brute). */
-static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, Compiled *c,
-                       int *compiled, Diag *cd, MemPlan *mem, Diag *d)
+static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, GroupCompiles *g,
+                       MemPlan *mem, Diag *d)
 {
 	EstimateOptions o;
 	depth_options(s, l, FULL_DEPTH, &o);
@@ -833,21 +853,20 @@ static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, Comp
 		*mem = e.mem;
 		return 0;
 	}
-	if (ensure_compiled(sc, &o, FULL_DEPTH, c, compiled, cd, d))
+	if (ensure_compiled(sc, &o, FULL_DEPTH, g, d))
 		return -1;
-	*mem = c[FULL_DEPTH].mem;
+	*mem = g->c[FULL_DEPTH].mem;
 	return 0;
 }
 
 static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, SweepResult *out)
 {
 	int first = s->group_start[g], last = s->group_start[g + 1];
-	Compiled c[NVARIANTS];
-	memset(c, 0, sizeof c);
-	int compiled[NVARIANTS] = {0}; /* 0 not yet, 1 ok, -1 failed */
-	Diag cd[NVARIANTS];
+	GroupCompiles *gc = calloc(1, sizeof *gc);
+	if (!gc)
+		ir_die("out of memory");
 	for (int v = 0; v < NVARIANTS; v++)
-		diag_init(&cd[v]);
+		diag_init(&gc->cd[v]);
 	static const int small[3] = {0, 1, 2}, full[1] = {FULL_DEPTH};
 	for (int i = first; i < last; i++) {
 		const SweepLayout *l = &s->layouts[i];
@@ -872,12 +891,12 @@ static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, Swe
 		Diag d;
 		diag_init(&d);
 		Estimate e[NVARIANTS];
-		if (s->ndepths && !eval_layout(s, sc, l, tp, c, compiled, cd, small, 3, e, &d)) {
+		if (s->ndepths && !eval_layout(s, sc, l, tp, gc, small, 3, e, &d)) {
 			/* slide the window until a depth decides or none is left */
 			int k = 0, how;
 			while ((how = extrapolate(s, &o, e, k, NULL, r)) == -1 && k + 3 < s->ndepths) {
 				int next = k + 3;
-				if (eval_layout(s, sc, l, tp, c, compiled, cd, &next, 1, e, &d))
+				if (eval_layout(s, sc, l, tp, gc, &next, 1, e, &d))
 					break;
 				k++;
 			}
@@ -887,18 +906,21 @@ static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, Swe
 			 * it fits: the full-depth compile's memory plan does, and the
 			 * full-depth program need not be simulated */
 			MemPlan mem;
-			if (how == -2 && !full_memory(s, sc, l, c, compiled, cd, &mem, &d) &&
+			if (how == -2 && !full_memory(s, sc, l, gc, &mem, &d) &&
 			    !extrapolate(s, &o, e, k, &mem, r))
 				continue;
 		}
 		diag_init(&d);
-		if (eval_layout(s, sc, l, tp, c, compiled, cd, full, 1, e, &d))
+		if (eval_layout(s, sc, l, tp, gc, full, 1, e, &d))
 			fail_result(r, &d);
 		else
 			fill_result(r, &e[FULL_DEPTH]);
 	}
-	for (int v = 0; v < NVARIANTS; v++)
-		compiled_free(&c[v]);
+	for (int v = 0; v < NVARIANTS; v++) {
+		compiled_free(&gc->c[v]);
+		engine_costs_free(&gc->costs[v]);
+	}
+	free(gc);
 }
 
 void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)

@@ -302,7 +302,7 @@ START_TEST(done_holds_the_stream)
 {
 	Chip c = test_chip("tpu-v4");
 	double fixed = 1e-3;
-	EngineOptions o = {fixed_collective, &fixed};
+	EngineOptions o = {.collective_time = fixed_collective, .ctx = &fixed};
 	for (int sync = 0; sync < 2; sync++) {
 		Module *m = ir_module_new("wait", LEVEL_GRAPH);
 		m->mesh.naxes = 1;
@@ -359,11 +359,34 @@ START_TEST(collective_hook_and_async_overlap)
 	sim_result_free(&r);
 	/* the hook replaces it */
 	double fixed = 3e-3;
-	EngineOptions o = {fixed_collective, &fixed};
+	EngineOptions o = {.collective_time = fixed_collective, .ctx = &fixed};
 	r = run(m, &c, &o);
 	ck_assert(fabs((r.ops[cs].end - r.ops[cs].start) - fixed) < 1e-15);
 	ck_assert(fabs(r.ops[cd].end - fixed) < 1e-15);
 	ck_assert(fabs(r.busy[UNIT_ICI] - fixed) < 1e-15);
+	/* costs made once serve a run with other collective times exactly as
+	 * a run that makes its own */
+	EngineCosts k;
+	Diag d;
+	diag_init(&d);
+	ck_assert_msg(engine_costs(m, &c, &k, &d) == 0, "%s", d.msg);
+	fixed = 5e-3;
+	EngineOptions ok = {.collective_time = fixed_collective, .ctx = &fixed, .costs = &k};
+	SimResult fresh = run(m, &c, &o), b = run(m, &c, &ok);
+	ck_assert(fabs((b.ops[cs].end - b.ops[cs].start) - fixed) < 1e-15);
+	ck_assert_int_eq(fresh.nops, b.nops);
+	for (int i = 0; i < fresh.nops; i++) {
+		ck_assert(fresh.ops[i].start == b.ops[i].start && fresh.ops[i].end == b.ops[i].end);
+		ck_assert_int_eq(fresh.ops[i].unit, b.ops[i].unit);
+	}
+	ck_assert(fresh.seconds == b.seconds && fresh.flops == b.flops && fresh.hbm_bytes == b.hbm_bytes);
+	for (int s = 0; s < MEM_COUNT; s++)
+		ck_assert(fresh.mem_peak[s] == b.mem_peak[s]);
+	for (int u = 0; u < UNIT_COUNT; u++)
+		ck_assert(fresh.busy[u] == b.busy[u]);
+	sim_result_free(&fresh);
+	sim_result_free(&b);
+	engine_costs_free(&k);
 	sim_result_free(&r);
 	ir_module_free(m);
 }
