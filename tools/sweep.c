@@ -527,10 +527,12 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph)
 }
 
 /* The result of a layout from the estimates at the small depths k, k + 1
- * and k + 2: 0, or -1 when they do not grow linearly (deeper ones may) and
- * -2 when they do but the memory bounds cannot say whether it fits; then
- * the caller gives the full-depth memory plan (full, else NULL), which
- * does.
+ * and k + 2: 0, or -1 when they do not grow linearly (deeper ones may),
+ * -2 when they do but the memory bounds cannot say whether it fits, and
+ * -3 when the bounds do not hold at these depths (the lasting growth
+ * differs from one depth to the next: the first layers are not alike yet;
+ * deeper ones may). On -2 or -3 the caller may give the full-depth memory
+ * plan (full, else NULL), which decides.
  *
  * Step time and FLOPs: each layer adds the same work, so once the small
  * depths lie on a line (linear3) they are extended along it. The FLOPs
@@ -596,6 +598,8 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 		how = 3, peak = hi;
 	else if ((peak = bounded ? fmax(lo, peak) : peak) > hbm)
 		how = 2;
+	else if (!bounded)
+		return -3;
 	else
 		return -2;
 	memset(r, 0, sizeof *r);
@@ -892,22 +896,27 @@ static void eval_group(const Sweep *s, StepCache *sc, int g, ThreadPods *tp, Swe
 		diag_init(&d);
 		Estimate e[NVARIANTS];
 		if (s->ndepths && !eval_layout(s, sc, l, tp, gc, small, 3, e, &d)) {
-			/* slide the window until a depth decides or none is left */
-			int k = 0, how;
-			while ((how = extrapolate(s, &o, e, k, NULL, r)) == -1 && k + 3 < s->ndepths) {
+			/* slide the window until a depth decides or none is left;
+			 * undecided: the first window whose step time extends but
+			 * whose memory the bounds leave open */
+			int k = 0, how, undecided = -1;
+			while ((how = extrapolate(s, &o, e, k, NULL, r)) == -1 || how == -3) {
+				if (how == -3 && undecided < 0)
+					undecided = k;
 				int next = k + 3;
-				if (eval_layout(s, sc, l, tp, gc, &next, 1, e, &d))
+				if (next >= s->ndepths || eval_layout(s, sc, l, tp, gc, &next, 1, e, &d))
 					break;
 				k++;
 			}
 			if (r->status == SWEEP_OK)
 				continue;
-			/* the step time extends but the bounds cannot say whether
-			 * it fits: the full-depth compile's memory plan does, and the
+			if (how == -2)
+				undecided = k;
+			/* the full-depth compile's memory plan decides, and the
 			 * full-depth program need not be simulated */
 			MemPlan mem;
-			if (how == -2 && !full_memory(s, sc, l, gc, &mem, &d) &&
-			    !extrapolate(s, &o, e, k, &mem, r))
+			if (undecided >= 0 && !full_memory(s, sc, l, gc, &mem, &d) &&
+			    !extrapolate(s, &o, e, undecided, &mem, r))
 				continue;
 		}
 		diag_init(&d);
