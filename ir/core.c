@@ -263,9 +263,13 @@ int type_equal(const Type *a, const Type *b)
 
 int mesh_axis_index(const Mesh *m, const char *name, size_t n)
 {
-	for (int i = 0; i < m->naxes; i++)
-		if (strlen(m->axes[i].name) == n && memcmp(m->axes[i].name, name, n) == 0)
+	for (int i = 0; i < m->naxes; i++) {
+		const char *a = m->axes[i].name; /* first letters differ mostly */
+		if (n && a[0] == name[0] && strncmp(a, name, n) == 0 && a[n] == 0)
 			return i;
+		if (!n && !a[0])
+			return i;
+	}
 	return -1;
 }
 
@@ -464,8 +468,15 @@ void ir_set_names(Module *m, ValueId v, const char *key, int n, const char *cons
 	a->kind = ATTR_NAMES;
 	a->n = n;
 	a->names = arena_alloc(&m->arena, sizeof(char *) * (size_t)(n ? n : 1));
-	for (int i = 0; i < n; i++)
-		a->names[i] = arena_strdup(&m->arena, names[i]);
+	for (int i = 0; i < n; i++) {
+		/* a name of the module's mesh (collectives name their axes) is
+		 * shared: it lives in the same arena */
+		const char *own = NULL;
+		for (int k = 0; k < m->mesh.naxes && !own; k++)
+			if (names[i] == m->mesh.axes[k].name)
+				own = names[i];
+		a->names[i] = own ? own : arena_strdup(&m->arena, names[i]);
+	}
 }
 
 /* ---- Copying instructions -----------------------------------------------*/

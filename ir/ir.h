@@ -305,7 +305,9 @@ void ir_dce_inplace(Module *m);
  * were dropped. */
 int ir_cse_inplace(Module *m);
 
-/* Attribute helpers (attrs live in the module arena). */
+/* Attribute helpers (attrs live in the module arena; ir_set_names shares,
+ * rather than copies, a name that is one of m's mesh axis names, which
+ * live as long as m). */
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs);
 void ir_set_float(Module *m, ValueId v, const char *key, double f);
 void ir_set_str(Module *m, ValueId v, const char *key, const char *s);

@@ -66,9 +66,11 @@ static Op started_op(const Inst *in)
 	static const Op colls[] = {OP_ALL_REDUCE, OP_ALL_GATHER, OP_REDUCE_SCATTER, OP_ALL_TO_ALL,
 	                           OP_COLLECTIVE_PERMUTE};
 	const char *name = ir_attr_str(in, "op", "all_reduce");
-	for (size_t i = 0; i < sizeof colls / sizeof colls[0]; i++)
-		if (!strcmp(name, op_name(colls[i])))
+	for (size_t i = 0; i < sizeof colls / sizeof colls[0]; i++) {
+		const char *c = op_name(colls[i]);
+		if (c[0] == name[0] && !strcmp(name, c))
 			return colls[i];
+	}
 	return (Op)op_from_name(name, strlen(name));
 }
 
