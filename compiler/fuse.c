@@ -271,11 +271,14 @@ void pass_fuse(Module *m)
 	 * the program reads them through an outside path). Number the kernels
 	 * in order of first member. */
 	int *id = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-	if (!id)
+	ValueId *members = malloc(sizeof(ValueId) * (size_t)(n > 0 ? n : 1));
+	int64_t *kernel = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+	if (!id || !members || !kernel)
 		ir_die("out of memory fusing %d instructions", n);
 	for (int v = 0; v < n; v++)
 		id[v] = -1;
 	int64_t next = 0;
+	int nmembers = 0;
 	for (int v = 0; v < n; v++) {
 		Inst *in = &m->insts[v];
 		int root = f.g[v].parent >= 0 ? find(&f, v) : -1;
@@ -291,10 +294,13 @@ void pass_fuse(Module *m)
 		}
 		if (id[root] < 0)
 			id[root] = (int)next++;
-		int64_t k = id[root];
-		ir_set_ints(m, v, "fusion", 1, &k);
+		members[nmembers] = v;
+		kernel[nmembers++] = id[root];
 	}
+	ir_set_int_many(m, "fusion", nmembers, members, kernel);
 	free(id);
+	free(members);
+	free(kernel);
 	free(cand);
 	free(f.before);
 	free(f.g);

@@ -448,6 +448,48 @@ void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs
 		a->ints[0] = 0;
 }
 
+void ir_set_int_many(Module *m, const char *key, int n, const ValueId *vs, const int64_t *xs)
+{
+	const char *sk = static_key(key);
+	size_t nattr = 0;
+	for (int i = 0; i < n; i++) {
+		const Inst *in = &m->insts[vs[i]];
+		int found = 0;
+		for (int k = 0; k < in->nattrs && !found; k++)
+			found = key_eq(in->attrs[k].key, key);
+		if (!found)
+			nattr += (size_t)in->nattrs + 1;
+	}
+	/* one block: the new attribute arrays, then every value's integer */
+	unsigned char *blk = n ? arena_alloc_uninit(&m->arena, sizeof(Attr) * nattr +
+	                                                       sizeof(int64_t) * (size_t)n)
+	                       : NULL;
+	Attr *na = (Attr *)blk;
+	int64_t *ints = (int64_t *)(blk + sizeof(Attr) * nattr);
+	for (int i = 0; i < n; i++) {
+		Inst *in = &m->insts[vs[i]];
+		Attr *a = NULL;
+		for (int k = 0; k < in->nattrs && !a; k++)
+			if (key_eq(in->attrs[k].key, key))
+				a = &in->attrs[k];
+		if (!a) {
+			int k = in->nattrs;
+			for (int j = 0; j < k; j++)
+				na[j] = in->attrs[j];
+			a = &na[k];
+			*a = (Attr){0};
+			a->key = sk ? sk : arena_strdup(&m->arena, key);
+			in->attrs = na;
+			in->nattrs = k + 1;
+			na += k + 1;
+		}
+		a->kind = ATTR_INTS;
+		a->n = 1;
+		a->ints = &ints[i];
+		ints[i] = xs[i];
+	}
+}
+
 void ir_set_float(Module *m, ValueId v, const char *key, double f)
 {
 	Attr *a = attr_slot(m, v, key);

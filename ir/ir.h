@@ -309,6 +309,9 @@ int ir_cse_inplace(Module *m);
  * rather than copies, a name that is one of m's mesh axis names, which
  * live as long as m). */
 void ir_set_ints(Module *m, ValueId v, const char *key, int n, const int64_t *xs);
+/* key=[xs[i]] on each instruction vs[i] (as ir_set_ints with one integer,
+ * for many instructions at once: one allocation). */
+void ir_set_int_many(Module *m, const char *key, int n, const ValueId *vs, const int64_t *xs);
 void ir_set_float(Module *m, ValueId v, const char *key, double f);
 void ir_set_str(Module *m, ValueId v, const char *key, const char *s);
 void ir_set_names(Module *m, ValueId v, const char *key, int n, const char *const *names);

@@ -179,6 +179,32 @@ END_TEST
 
 /* ---- Attributes ---------------------------------------------------------*/
 
+/* ir_set_int_many gives each instruction what ir_set_ints would: a new key
+ * appended, an existing one replaced in place (whatever its kind). */
+START_TEST(attributes_set_int_many)
+{
+	Module *m = ir_module_new("t", LEVEL_GRAPH);
+	ValueId a = ir_param(m, "a", TY(DT_F32, 4));
+	ValueId b = ir_param(m, "b", TY(DT_F32, 4));
+	ValueId c = ir_unary(m, OP_NEG, a);
+	ir_set_str(m, b, "fusion", "old");
+	ir_set_float(m, b, "f", 1.5);
+	ValueId vs[] = {a, b, c};
+	int64_t xs[] = {7, 8, 9};
+	ir_set_int_many(m, "fusion", 3, vs, xs);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(ir_attr_int(&m->insts[vs[i]], "fusion", -1), xs[i]);
+	ck_assert_int_eq(m->insts[a].nattrs, 2); /* name, fusion */
+	ck_assert_str_eq(m->insts[a].attrs[1].key, "fusion");
+	ck_assert_int_eq(m->insts[b].nattrs, 3); /* name, fusion (in place), f */
+	ck_assert_str_eq(m->insts[b].attrs[1].key, "fusion");
+	ck_assert(ir_attr_float(&m->insts[b], "f", 0) == 1.5);
+	ck_assert_int_eq(m->insts[c].nattrs, 1);
+	ck_assert_str_eq(ir_attr_str(&m->insts[a], "name", NULL), "a");
+	ir_module_free(m);
+}
+END_TEST
+
 START_TEST(attributes_set_get_replace)
 {
 	Module *m = ir_module_new("t", LEVEL_GRAPH);
@@ -485,6 +511,7 @@ int main(void)
 	tcase_add_test(tc, type_helpers);
 	tcase_add_test(tc, mesh_helpers);
 	tcase_add_test(tc, attributes_set_get_replace);
+	tcase_add_test(tc, attributes_set_int_many);
 	tcase_add_test(tc, builder_shapes);
 	tcase_add_test(tc, builder_collectives);
 	tcase_add_test(tc, shape_rules_reject);
