@@ -322,6 +322,10 @@ int engine_run(const Module *m, const Chip *c, const EngineOptions *opt, SimResu
 		if (engine_costs(m, c, &own, d))
 			return -1;
 		k = &own;
+	} else if (k->n != m->ninsts) {
+		diag_error(d, m->file, 0, 0, "engine costs of %d instructions given for a program of %d",
+		           k->n, m->ninsts);
+		return -1;
 	}
 	int n = m->ninsts;
 	r->nops = n;

@@ -386,6 +386,13 @@ START_TEST(collective_hook_and_async_overlap)
 		ck_assert(fresh.busy[u] == b.busy[u]);
 	sim_result_free(&fresh);
 	sim_result_free(&b);
+	/* costs of another program are refused */
+	EngineCosts other = k;
+	other.n = k.n + 1;
+	EngineOptions oo = {.costs = &other};
+	SimResult bad;
+	ck_assert(engine_run(m, &c, &oo, &bad, &d) != 0);
+	ck_assert_ptr_nonnull(strstr(d.msg, "engine costs"));
 	engine_costs_free(&k);
 	sim_result_free(&r);
 	ir_module_free(m);
