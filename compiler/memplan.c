@@ -204,9 +204,35 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 		}
 	}
 
+	/* Temporaries that span more than two segment boundaries: any other
+	 * buffer live at a point was made in its segment or one of the two
+	 * before, so layers alike keep as many of them live whatever the depth.
+	 * Those born after the forward pass that belong to a layer are tracked
+	 * through the sweep below (far_split). */
+	int *seg = malloc(nz * sizeof *seg), *segstart = malloc(nz * sizeof *segstart);
+	double *far_grow = calloc(nz + 1, sizeof *far_grow);
+	double *far_shrink = calloc(nz + 1, sizeof *far_shrink);
+	if (!seg || !segstart || !far_grow || !far_shrink)
+		ir_die("out of memory");
+	schedule_segments(m, seg, segstart);
+	for (int v = 0; v < n; v++) {
+		if (root[v] != v || bytes[v] == 0 || cat[v] != MEMCAT_TEMPS ||
+		    seg[last[v] < n ? last[v] : n - 1] - seg[v] <= 2)
+			continue;
+		plan->far_temps[v > fend] += bytes[v];
+		if (v > fend && ir_attr_int(&m->insts[v], "layer", -1) >= 0) {
+			far_grow[v] += bytes[v]; /* a layer's: one more layer, one more */
+			far_shrink[last[v] < n ? last[v] : n] += bytes[v];
+		} else if (v > fend) {
+			plan->far_untagged += bytes[v];
+		}
+	}
+	free(seg);
+	free(segstart);
+
 	/* Sweep: live bytes at instruction i = parameters + buffers born at or
 	 * before i and dying at or after i. */
-	double live = 0;
+	double live = 0, far = 0;
 	for (int v = 0; v < n; v++) {
 		if (root[v] != v || bytes[v] == 0)
 			continue;
@@ -222,6 +248,7 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 	plan->phase_peak[0] = plan->phase_peak[1] = live;
 	for (int i = 0; i < n; i++) {
 		live += grow[i];
+		far += far_grow[i];
 		double *ph = &plan->phase_peak[i > fend];
 		if (live > *ph)
 			*ph = live;
@@ -229,8 +256,16 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 			plan->peak_bytes = live;
 			plan->peak_at = i;
 		}
+		if (i > fend) { /* with and without a layer's far temporaries live */
+			double *fp = &plan->far_split[far > 0];
+			if (live > *fp)
+				*fp = live;
+		}
 		live -= shrink[i];
+		far -= far_shrink[i];
 	}
+	free(far_grow);
+	free(far_shrink);
 
 	/* What is live at the peak. */
 	int at = plan->peak_at, first_opt = n;

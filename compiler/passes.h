@@ -99,6 +99,20 @@ typedef struct MemPlan {
 	                                 * first optimizer instruction (a gradient
 	                                 * the update reads, not one a collective
 	                                 * reduces and frees) */
+	double far_temps[2];            /* of total[MEMCAT_TEMPS], the buffers whose
+	                                 * life spans more than two layer segments'
+	                                 * boundaries (schedule_segments), by where
+	                                 * they are born: in the forward pass (T5's
+	                                 * encoder output gathered for every decoder
+	                                 * layer) or after it (remat minimal's
+	                                 * residual stream, recomputed at the start
+	                                 * of the backward) */
+	double far_split[2];            /* the peak over the points after the
+	                                 * forward pass where none ([0]) or some
+	                                 * ([1]) of the far temporaries born there
+	                                 * that belong to a layer (layer=[i]) are
+	                                 * live (0 if no such point) */
+	double far_untagged;            /* of far_temps[1], those of no layer */
 	double hbm_bytes;               /* the chip's HBM capacity */
 	int fits;                       /* peak_bytes <= hbm_bytes */
 	int nlargest;
@@ -111,6 +125,12 @@ typedef struct MemPlan {
  * 0 (also when it does not fit: see plan->fits). memplan_error() writes the
  * "does not fit" diagnostic naming the largest items and the overflow. */
 int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d);
+
+/* The layer segments of a program, as the schedule pass cuts it
+ * (compiler/schedule.c): seg[i] the segment of instruction i
+ * (nondecreasing), segstart[s] the first instruction of segment s; returns
+ * the number of segments. */
+int schedule_segments(const Module *m, int *seg, int *segstart);
 void memplan_error(const Module *m, const MemPlan *plan, Diag *d);
 
 #endif

@@ -96,11 +96,9 @@ ValueId program_forward_end(const Module *m)
 	}
 }
 
-int schedule_segments(const Module *m, int *seg, int *segstart);
-
 /* seg[i]: the segment of instruction i (nondecreasing); segstart[s]: the
- * first instruction of segment s. Returns the number of segments. Exposed
- * (not in passes.h) so tests can check the window with the same notion. */
+ * first instruction of segment s. Returns the number of segments (passes.h:
+ * memplan and the tests use the same notion). */
 int schedule_segments(const Module *m, int *seg, int *segstart)
 {
 	int n = m->ninsts, s = 0;

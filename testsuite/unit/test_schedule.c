@@ -16,7 +16,6 @@
 #include "sim/engine.h"
 
 /* Not in passes.h: the layer segments the prefetch window counts. */
-int schedule_segments(const Module *m, int *seg, int *segstart);
 
 /* A realistic per-chip program: a decoder's training step sharded over
  * fsdp x tensor, marked tiled with every op on its default unit, in HBM. */
