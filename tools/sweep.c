@@ -649,7 +649,9 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 
 /* The training steps of the small depths, shared by every mesh: one per
  * depth variant, remat policy and microbatch count, built on first use
- * (under a lock: they are small) and only read after. */
+ * (under a lock: they are small) and only read after. The full-depth step
+ * is shared too where only its memory plan is wanted (full_memory): a few
+ * remat policies and microbatch counts serve every such group. */
 typedef struct SharedStep {
 	int v, microbatches;
 	RematPolicy remat;
@@ -809,15 +811,16 @@ typedef struct GroupCompiles {
 } GroupCompiles;
 
 /* The group's compile of variant v, made on first use (from the shared
- * small-depth step, or whole at full depth). */
+ * small-depth step, or at full depth whole, or from the shared full-depth
+ * step when share_full). */
 static int ensure_compiled(StepCache *sc, const EstimateOptions *o, int v, GroupCompiles *g,
-                           Diag *d)
+                           int share_full, Diag *d)
 {
 	Compiled *c = g->c;
 	int *compiled = g->compiled;
 	Diag *cd = g->cd;
 	if (compiled[v] == 0) {
-		const SharedStep *st = v == FULL_DEPTH ? NULL : shared_step(sc, v, o);
+		const SharedStep *st = v == FULL_DEPTH && !share_full ? NULL : shared_step(sc, v, o);
 		if (!st)
 			compiled[v] = compile_model(&o->c, &c[v], &cd[v]) ? -1 : 1;
 		else if (st->rc)
@@ -860,7 +863,7 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 		MeshPlacement mp;
 		if (pod_place_mesh(&tp->pod[sh], &o.c.mesh, o.place, &mp, d))
 			return -1;
-		if (ensure_compiled(sc, &o, v, g, d))
+		if (ensure_compiled(sc, &o, v, g, 0, d))
 			return -1;
 		if (!g->costed[v]) {
 			if (engine_costs(g->c[v].program, &o.c.chip, &g->costs[v], d))
@@ -887,7 +890,7 @@ static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, Grou
 		*mem = e.mem;
 		return 0;
 	}
-	if (ensure_compiled(sc, &o, FULL_DEPTH, g, d))
+	if (ensure_compiled(sc, &o, FULL_DEPTH, g, 1, d))
 		return -1;
 	*mem = g->c[FULL_DEPTH].mem;
 	return 0;
