@@ -134,27 +134,25 @@ int ir_cse_inplace(Module *m)
 		cap *= 2;
 	ValueId *table = malloc(sizeof *table * cap);
 	ValueId *map = malloc(sizeof *map * (size_t)n);
-	if (!table || !map)
+	unsigned char *output = calloc((size_t)n, 1);
+	if (!table || !map || !output)
 		ir_die("out of memory");
 	for (size_t i = 0; i < cap; i++)
 		table[i] = -1;
-	for (ValueId v = 0; v < n; v++)
-		map[v] = 0;
 	for (int i = 0; i < m->noutputs; i++)
-		map[m->outputs[i]] = 1; /* for now: "is an output" */
+		output[m->outputs[i]] = 1;
 	int merged = 0;
 	for (ValueId v = 0; v < n; v++) {
 		Inst *in = &m->insts[v];
 		for (int k = 0; k < in->nargs; k++)
 			in->args[k] = map[in->args[k]];
-		int output = map[v];
 		map[v] = v;
 		if (!mergeable(in))
 			continue;
 		size_t slot = (size_t)inst_hash(in) & (cap - 1);
 		while (table[slot] >= 0 && !inst_equal(&m->insts[table[slot]], in))
 			slot = (slot + 1) & (cap - 1);
-		if (table[slot] >= 0 && !output) {
+		if (table[slot] >= 0 && !output[v]) {
 			map[v] = table[slot];
 			merged++;
 		} else if (table[slot] < 0) {
@@ -163,6 +161,7 @@ int ir_cse_inplace(Module *m)
 	}
 	free(table);
 	free(map);
+	free(output);
 	if (merged)
 		ir_dce_inplace(m);
 	return merged;
