@@ -563,7 +563,7 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph, int t
  * Peak memory is the largest, over the program's points, of the bytes
  * live there. One more layer adds to a point of the forward pass (of the
  * rest) at most lasting_growth(.., 0, ..) (lasting_growth(.., 1, ..)):
- * its temporaries are dead outside it. So each phase's full-depth peak
+ * its other temporaries are dead outside it. So each phase's full-depth peak
  * lies between two lines through its peak at depth[2]: the observed slope
  * (a lower bound: the same point, one layer further down) and the lasting
  * slope (an upper bound). When the largest lower bound is the largest
@@ -575,10 +575,10 @@ static double lasting_growth(const Estimate *x, const Estimate *y, int ph, int t
  * that bound), does not fit when a lower bound already exceeds HBM
  * (extrapolated = 2, mem_bytes that bound), and otherwise is compiled at
  * full depth for its memory plan (extrapolated = 1, its peak; the program
- * is not simulated: the step time still extends). The lower bounds need no assumption about which point peaks:
- * the peak of the program (or of a phase) is the largest of functions
- * linear in the depth, hence convex, and lies above its extension from
- * two depths. */
+ * is not simulated: the step time still extends). The lower bounds need
+ * no assumption about which point peaks: the peak of the program (or of a
+ * phase) is the largest of functions linear in the depth, hence convex,
+ * and lies above its extension from two depths. */
 static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate *e, int k,
                        const MemPlan *full, SweepResult *r)
 {
@@ -877,7 +877,8 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 }
 
 /* The memory plan of a layout at full depth, without simulating it: the
- * group's full-depth compile (estimate_run's, brute). */
+ * group's full-depth compile, lowered from the shared full-depth step
+ * (estimate_run's, brute). */
 static int full_memory(const Sweep *s, StepCache *sc, const SweepLayout *l, GroupCompiles *g,
                        MemPlan *mem, Diag *d)
 {
@@ -970,7 +971,7 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 	int done = 0;
 	for (int i = 0; i < s->nlayouts; i++)
 		done += s->results[i].status != SWEEP_PENDING;
-	StepCache sc = {NULL, 0, SWEEP_MAX_DEPTHS * NREMAT * SWEEP_MAX_LIST, NULL, 0};
+	StepCache sc = {NULL, 0, NVARIANTS * NREMAT * SWEEP_MAX_LIST, NULL, 0};
 	sc.e = calloc((size_t)sc.cap, sizeof *sc.e);
 	sc.saved = calloc(SAVED_CAP, sizeof *sc.saved);
 	if (!sc.e || !sc.saved)
