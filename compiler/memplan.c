@@ -108,6 +108,57 @@ static void keep_largest(MemPlan *p, ValueId v, double bytes, MemCategory cat)
 	p->largest[i] = (MemItem){v, bytes, cat};
 }
 
+/* prog[i]: how many layers have started up to instruction i, in the
+ * forward pass and then in the rest. A layer starts in each at its first
+ * matmul there (at its first instruction if it has no matmul there): the
+ * work that moves the program on from one layer to the next. Unlike the
+ * schedule's segments, this does not advance where a layer's instructions
+ * interleave with a neighbour's (the next layer's weights gathered ahead,
+ * the previous layer's gradients reduced behind) or where the vector work
+ * of every layer runs in one burst (remat minimal's residual stream,
+ * recomputed at the start of the backward): a value used within its own
+ * layer spans no layer start, one used layers later spans as many. */
+static void layer_progress(const Module *m, ValueId fend, int *prog)
+{
+	int n = m->ninsts;
+	int64_t maxl = -1;
+	for (int i = 0; i < n; i++) {
+		const Inst *in = &m->insts[i];
+		if (in->op != OP_PARAMETER && in->op != OP_CONSTANT && in->nattrs) {
+			int64_t l = ir_attr_int(in, "layer", -1);
+			if (l > maxl)
+				maxl = l;
+		}
+	}
+	/* per layer and phase (0 forward, 1 the rest): bit 1 has a matmul,
+	 * bit 2 started */
+	size_t nl = (size_t)(maxl + 1);
+	unsigned char *st = calloc(2 * nl + 1, 1);
+	int64_t *layer = malloc(sizeof *layer * (size_t)(n > 0 ? n : 1));
+	if (!st || !layer)
+		ir_die("out of memory");
+	for (int i = 0; i < n; i++) {
+		const Inst *in = &m->insts[i];
+		layer[i] = in->op == OP_PARAMETER || in->op == OP_CONSTANT || !in->nattrs
+			? -1 : ir_attr_int(in, "layer", -1);
+		if (layer[i] >= 0 && in->op == OP_DOT)
+			st[(size_t)(i > fend) * nl + (size_t)layer[i]] |= 1;
+	}
+	int p = 0;
+	for (int i = 0; i < n; i++) {
+		if (layer[i] >= 0) {
+			unsigned char *s = &st[(size_t)(i > fend) * nl + (size_t)layer[i]];
+			if (!(*s & 2) && (m->insts[i].op == OP_DOT || !(*s & 1))) {
+				*s |= 2;
+				p++;
+			}
+		}
+		prog[i] = p;
+	}
+	free(st);
+	free(layer);
+}
+
 int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 {
 	memset(plan, 0, sizeof *plan);
@@ -204,31 +255,33 @@ int pass_memplan(const Module *m, const Chip *c, MemPlan *plan, Diag *d)
 		}
 	}
 
-	/* Temporaries that span more than two segment boundaries: any other
-	 * buffer live at a point was made in its segment or one of the two
-	 * before, so layers alike keep as many of them live whatever the depth.
-	 * Those born after the forward pass that belong to a layer are tracked
-	 * through the sweep below (far_split). */
-	int *seg = malloc(nz * sizeof *seg), *segstart = malloc(nz * sizeof *segstart);
+	/* Temporaries that span more than two layer starts (layer_progress):
+	 * any other buffer live at a point was made since the start of the
+	 * point's layer or of one of the two before it, so layers alike keep as
+	 * many of them live whatever the depth. Those born after the forward
+	 * pass that belong to a layer are tracked through the sweep below
+	 * (far_split). */
+	int *prog = malloc(nz * sizeof *prog);
 	double *far_grow = calloc(nz + 1, sizeof *far_grow);
 	double *far_shrink = calloc(nz + 1, sizeof *far_shrink);
-	if (!seg || !segstart || !far_grow || !far_shrink)
+	if (!prog || !far_grow || !far_shrink)
 		ir_die("out of memory");
-	schedule_segments(m, seg, segstart);
+	layer_progress(m, fend, prog);
 	for (int v = 0; v < n; v++) {
-		if (root[v] != v || bytes[v] == 0 || cat[v] != MEMCAT_TEMPS ||
-		    seg[last[v] < n ? last[v] : n - 1] - seg[v] <= 2)
+		if (root[v] != v || bytes[v] == 0 || cat[v] != MEMCAT_TEMPS)
+			continue;
+		int tagged = m->insts[v].nattrs && ir_attr_int(&m->insts[v], "layer", -1) >= 0;
+		if (prog[last[v] < n ? last[v] : n - 1] - prog[v] <= (tagged ? 2 : 1))
 			continue;
 		plan->far_temps[v > fend] += bytes[v];
-		if (v > fend && ir_attr_int(&m->insts[v], "layer", -1) >= 0) {
+		if (v > fend && tagged) {
 			far_grow[v] += bytes[v]; /* a layer's: one more layer, one more */
 			far_shrink[last[v] < n ? last[v] : n] += bytes[v];
 		} else if (v > fend) {
 			plan->far_untagged += bytes[v];
 		}
 	}
-	free(seg);
-	free(segstart);
+	free(prog);
 
 	/* Sweep: live bytes at instruction i = parameters + buffers born at or
 	 * before i and dying at or after i. */

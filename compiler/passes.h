@@ -100,8 +100,10 @@ typedef struct MemPlan {
 	                                 * the update reads, not one a collective
 	                                 * reduces and frees) */
 	double far_temps[2];            /* of total[MEMCAT_TEMPS], the buffers whose
-	                                 * life spans more than two layer segments'
-	                                 * boundaries (schedule_segments), by where
+	                                 * life spans more than two layer starts (a
+	                                 * layer's first matmul in the forward pass
+	                                 * and in the rest; more than one for a
+	                                 * buffer of no layer), by where
 	                                 * they are born: in the forward pass (T5's
 	                                 * encoder output gathered for every decoder
 	                                 * layer) or after it (remat minimal's

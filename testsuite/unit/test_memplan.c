@@ -235,10 +235,10 @@ START_TEST(donated_weights_count_once)
 }
 END_TEST
 
-static Module *tiled_step(const char *model, int64_t batch, int64_t seq, RematPolicy remat,
-                          int fsdp, int tensor)
+static Module *tiled_step(const char *model, int layers, int64_t batch, int64_t seq,
+                          RematPolicy remat, int fsdp, int tensor)
 {
-	TestProg tp = {.model = model, .batch = batch, .seq = seq, .remat = remat,
+	TestProg tp = {.model = model, .layers = layers, .batch = batch, .seq = seq, .remat = remat,
 	               .optimizer = OPTIMIZER_ADAM, .naxes = 2,
 	               .axes = {{"fsdp", fsdp, 1}, {"tensor", tensor, 1}}};
 	Module *local = test_local_program(&tp);
@@ -271,7 +271,7 @@ START_TEST(tiny_decoder_remat_and_donation)
 	double act[2];
 	RematPolicy pol[2] = {REMAT_NONE, REMAT_FULL};
 	for (int i = 0; i < 2; i++) {
-		Module *m = tiled_step("tiny-decoder", 8, 64, pol[i], 4, 1);
+		Module *m = tiled_step("tiny-decoder", 0, 8, 64, pol[i], 4, 1);
 		MemPlan p;
 		Diag d;
 		diag_init(&d);
@@ -294,12 +294,44 @@ START_TEST(tiny_decoder_remat_and_donation)
 }
 END_TEST
 
+/* Temporaries that outlive their layer (far_temps) grow with the depth
+ * only where a layer's values are read layers later. Decoders of 4 and 8
+ * layers over fsdp=4: with remat full, each layer's gathered weights and
+ * recomputed values are used within the layer, however the schedule
+ * interleaves the next layer's gathers and the previous layer's gradient
+ * reductions with it, so the far temporaries (the embedding table, used
+ * at both ends) are the same at both depths; with remat minimal, the
+ * residual stream recomputed at the start of the backward for every layer
+ * is read layers later, so those born after the forward pass grow. */
+static MemPlan far_plan(RematPolicy remat, int layers)
+{
+	Chip c = test_chip("tpu-v4");
+	Module *m = tiled_step("tiny-decoder", layers, 8, 64, remat, 4, 1);
+	MemPlan p;
+	Diag d;
+	diag_init(&d);
+	ck_assert_int_eq(pass_memplan(m, &c, &p, &d), 0);
+	ir_module_free(m);
+	return p;
+}
+
+START_TEST(far_temporaries_by_layer_starts)
+{
+	MemPlan f4 = far_plan(REMAT_FULL, 4), f8 = far_plan(REMAT_FULL, 8);
+	ck_assert_double_eq(f8.far_temps[0], f4.far_temps[0]);
+	ck_assert_double_eq(f8.far_temps[1], f4.far_temps[1]);
+	MemPlan m4 = far_plan(REMAT_MINIMAL, 4), m8 = far_plan(REMAT_MINIMAL, 8);
+	ck_assert_msg(m8.far_temps[1] > m4.far_temps[1], "remat minimal: far temporaries %g at 8 "
+	              "layers, %g at 4", m8.far_temps[1], m4.far_temps[1]);
+}
+END_TEST
+
 /* PaLM 540B on 8 chips cannot fit: the plan says so and the message names
  * the overflow and the largest items by name. */
 START_TEST(palm_540b_does_not_fit)
 {
 	Chip c = test_chip("tpu-v4");
-	Module *m = tiled_step("palm-540b", 8, 128, REMAT_FULL, 8, 1);
+	Module *m = tiled_step("palm-540b", 0, 8, 128, REMAT_FULL, 8, 1);
 	MemPlan p;
 	Diag d;
 	diag_init(&d);
@@ -355,6 +387,7 @@ int main(void)
 	tcase_add_test(tc, hand_program_categories_in_backward);
 	tcase_add_test(tc, donated_weights_count_once);
 	tcase_add_test(tc, tiny_decoder_remat_and_donation);
+	tcase_add_test(tc, far_temporaries_by_layer_starts);
 	tcase_add_test(tc, palm_540b_does_not_fit);
 	tcase_add_test(tc, rejects_graph_level);
 	suite_add_tcase(s, tc);
