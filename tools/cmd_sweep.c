@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -278,10 +279,22 @@ static int rewrite_csv(const char *path, const Sweep *s, const int *order, int n
 	for (int i = 0; i < s->nlayouts; i++)
 		if (s->results[i].status == SWEEP_FAILED)
 			sweep_csv_row(f, s, i);
+	if (s->kept_len) /* resumed rows of layouts outside this space */
+		fwrite(s->kept_rows, 1, s->kept_len, f);
 	fclose(f);
 	int rc = write_file_atomic(path, buf, len);
 	free(buf);
 	return rc;
+}
+
+/* Whether paths a and b name the same file (spelt alike, or the same
+ * inode: a CSV resumed through another path must not be truncated). */
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (!strcmp(a, b))
+		return 1;
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 int cmd_sweep(int argc, char **argv)
@@ -412,14 +425,25 @@ int cmd_sweep(int argc, char **argv)
 	sp->slices = (int)a.slices;
 	o->c.batch = a.batch ? a.batch : chips;
 	o->c.seq = a.seq;
+	int big = model_args_check_size("sweep", &o->c.model, o->c.batch, o->c.seq);
+	if (big) {
+		rc = big;
+		goto out;
+	}
 	if (sweep_enumerate(&s, &d)) {
 		fprintf(stderr, "podsim sweep: %s\n", strstr(d.msg, "error: ") ? strstr(d.msg, "error: ") + 7
 		                                                              : d.msg);
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	int resumed = 0;
+	int resumed = 0, resume_rows = 0;
 	if (resume) {
+		struct stat st;
+		if (!stat(resume, &st) && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "podsim sweep: --resume %s: not a regular file\n", resume);
+			rc = EXIT_INPUT;
+			goto out;
+		}
 		char *text = read_all(resume);
 		if (!text) {
 			fprintf(stderr, "podsim sweep: --resume %s: cannot read it\n", resume);
@@ -432,9 +456,10 @@ int cmd_sweep(int argc, char **argv)
 		size_t keep = nl ? (size_t)(nl - text) + 1 : 0;
 		int cut = text[keep] != 0;
 		text[keep] = 0;
+		resume_rows = keep > 0; /* a header at least: rows are appended */
 		resumed = sweep_csv_resume(&s, text, resume, &d);
 		free(text);
-		if (cut && resumed >= 0 && (!csv || !strcmp(csv, resume)) &&
+		if (cut && resumed >= 0 && (!csv || same_file(csv, resume)) &&
 		    truncate(resume, (off_t)keep)) {
 			fprintf(stderr, "podsim sweep: --resume %s: cannot cut its last, partial row\n",
 			        resume);
@@ -450,7 +475,7 @@ int cmd_sweep(int argc, char **argv)
 			csv = resume;
 	}
 	if (csv) {
-		int append = resume && !strcmp(csv, resume);
+		int append = resume && resume_rows && same_file(csv, resume);
 		stream = fopen(csv, append ? "a" : "w");
 		if (!stream) {
 			fprintf(stderr, "podsim sweep: --csv %s: cannot write it\n", csv);

@@ -131,6 +131,40 @@ static const char *after_error(const Diag *d)
 	return m ? m + 7 : d->msg;
 }
 
+/* A bound on the elements of the largest tensor a step of model m makes
+ * for batch sequences of seq tokens (0: the model's), and on the work of
+ * the largest matmul (those elements times the widest contraction). */
+static void step_size(const ModelConfig *m, int64_t batch, int64_t seq, double *elems,
+                      double *work)
+{
+	double s = (double)(seq ? seq : m->seq_len);
+	if (m->family == FAMILY_ENCODER || m->family == FAMILY_MIXER)
+		s = (double)model_tokens_per_image(m);
+	if ((double)m->dec_seq_len > s)
+		s = (double)m->dec_seq_len;
+	double b = (double)batch, w = (double)m->d_model;
+	if ((double)m->d_ff > w)
+		w = (double)m->d_ff;
+	if ((double)m->vocab > w)
+		w = (double)m->vocab;
+	double e = b * s * w, attn = b * (double)m->heads * s * s;
+	*elems = e > attn ? e : attn;
+	*work = *elems * (w > s ? w : s);
+}
+
+int model_args_check_size(const char *cmd, const ModelConfig *m, int64_t batch, int64_t seq)
+{
+	/* shapes, byte counts and MXU tile counts are 64-bit integers: a step
+	 * too large for them is refused here, not wrapped around later */
+	double elems, work;
+	step_size(m, batch, seq, &elems, &work);
+	if (elems > 0x1p52 || work > 0x1p62)
+		return usage_error(cmd, "--batch %lld with --seq %lld: %s's step would make tensors of "
+		                   "%.3g elements, more than podsim can represent (2^52)",
+		                   (long long)batch, (long long)(seq ? seq : m->seq_len), m->name, elems);
+	return 0;
+}
+
 int model_args_resolve(const char *cmd, ModelArgs *a)
 {
 	EstimateOptions *o = &a->o;
@@ -161,6 +195,9 @@ int model_args_resolve(const char *cmd, ModelArgs *a)
 		mesh_parse(&o->c.mesh, &a->names, spec, 0, "--ici", &d);
 	}
 	o->c.batch = a->batch ? a->batch : mesh_size(&o->c.mesh);
+	int rc = model_args_check_size(cmd, &o->c.model, o->c.batch, a->seq);
+	if (rc)
+		return rc;
 	o->c.seq = a->seq;
 	o->c.microbatches = (int)a->microbatches;
 	return 0;

@@ -27,5 +27,9 @@ int model_args_parse(const char *cmd, int argc, char **argv, int *i, ModelArgs *
 /* Loads the model and chip, builds the mesh and fills a->o. Returns 0, or
  * the exit status after printing the error (1 bad input, 2 bad usage). */
 int model_args_resolve(const char *cmd, ModelArgs *a);
+/* A usage error (and its exit code) when a step of model m for batch
+ * sequences of seq tokens (0: the model's) is too large for 64-bit shapes
+ * and counts; else 0. */
+int model_args_check_size(const char *cmd, const ModelConfig *m, int64_t batch, int64_t seq);
 
 #endif

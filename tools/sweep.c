@@ -47,9 +47,12 @@ void sweep_free(Sweep *s)
 	free(s->layouts);
 	free(s->results);
 	free(s->group_start);
+	free(s->kept_rows);
 	s->layouts = NULL;
 	s->results = NULL;
 	s->group_start = NULL;
+	s->kept_rows = NULL;
+	s->kept_len = 0;
 }
 
 /* ---- Enumeration -------------------------------------------------------- */
@@ -371,7 +374,8 @@ int sweep_enumerate(Sweep *s, Diag *d)
 				int64_t b = (int64_t)total(&l, AX_DATA) * total(&l, AX_FSDP) *
 				            total(&l, AX_EXPERT);
 				micro[nmicro++] = 1;
-				for (int64_t k = 2; nmicro < SWEEP_MAX_LIST && k * b <= sp->base.c.batch; k *= 2)
+				for (int64_t k = 2; nmicro < SWEEP_MAX_LIST && k <= 1 << 20 && k * b <= sp->base.c.batch;
+				     k *= 2)
 					if (sp->base.c.batch % (k * b) == 0)
 						micro[nmicro++] = (int)k;
 			}
@@ -1163,11 +1167,26 @@ static int parse_int_field(const char *f, int *out)
 	return 0;
 }
 
+/* A finite number, not negative (every metric of a row is). */
 static int parse_num_field(const char *f, double *out)
 {
 	char *end;
 	*out = strtod(f, &end);
-	return end == f || *end ? -1 : 0;
+	return end == f || *end || !isfinite(*out) || *out < 0 ? -1 : 0;
+}
+
+/* Appends a row (without its newline) to s->kept_rows. */
+static void keep_row(Sweep *s, const char *row)
+{
+	size_t n = strlen(row);
+	char *k = realloc(s->kept_rows, s->kept_len + n + 2);
+	if (!k)
+		ir_die("out of memory");
+	memcpy(k + s->kept_len, row, n);
+	k[s->kept_len + n] = '\n';
+	k[s->kept_len + n + 1] = 0;
+	s->kept_rows = k;
+	s->kept_len += n + 1;
 }
 
 int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d)
@@ -1190,6 +1209,9 @@ int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d)
 			}
 			continue;
 		}
+		char *row = strdup(line); /* csv_split cuts line up */
+		if (!row)
+			ir_die("out of memory");
 		char *f[NCOL + 1];
 		int nf = csv_split(line, f, NCOL + 1);
 		SweepLayout l;
@@ -1212,6 +1234,7 @@ int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d)
 		}
 		if (bad) {
 			diag_error(d, path, lineno, 1, "malformed sweep row");
+			free(row);
 			goto out;
 		}
 		SweepResult r;
@@ -1225,16 +1248,20 @@ int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d)
 			bad |= parse_num_field(m[4], &r.mem_bytes) | parse_num_field(m[5], &r.hbm_bytes) |
 			       parse_int_field(m[6], &r.fits) | parse_int_field(m[8], &r.extrapolated);
 		snprintf(r.error, sizeof r.error, "%s", m[9]);
+		bad |= r.fits > 1 || r.extrapolated > 3;
 		if (bad) {
 			diag_error(d, path, lineno, 1, "malformed sweep row");
+			free(row);
 			goto out;
 		}
 		if (strcmp(m[10], sig)) {
 			diag_error(d, path, lineno, 1, "a row of another sweep (%s); this one is %s", m[10],
 			           sig);
+			free(row);
 			goto out;
 		}
-		for (int i = 0; i < s->nlayouts; i++) {
+		int found = 0;
+		for (int i = 0; i < s->nlayouts && !found; i++) {
 			const SweepLayout *x = &s->layouts[i];
 			char shape[64];
 			sweep_shape_string(s, x->shape, shape, sizeof shape);
@@ -1244,9 +1271,12 @@ int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d)
 				if (s->results[i].status == SWEEP_PENDING)
 					matched++;
 				s->results[i] = r;
-				break;
+				found = 1;
 			}
 		}
+		if (!found)
+			keep_row(s, row);
+		free(row);
 	}
 	rc = matched;
 out:

@@ -123,6 +123,11 @@ typedef struct Sweep {
 	double weight_bytes;  /* all weights, unsharded, bytes */
 	/* weights by the set of sweep axes that may split them (bit per AX_) */
 	double weight_bytes_by_axes[1 << AX_COUNT];
+	/* rows of a resumed CSV whose layouts are not in this space (narrower
+	 * --fix, --max, --remat or --microbatches), kept verbatim, each ending
+	 * in a newline, so that rewriting the CSV loses none */
+	char *kept_rows;
+	size_t kept_len;
 } Sweep;
 
 /* Enumerates the layouts of s->spec (set spec first; base.c.model/chip
@@ -165,7 +170,8 @@ void sweep_csv_header(FILE *f);
 void sweep_csv_row(FILE *f, const Sweep *s, int layout);
 /* Marks the layouts found in the CSV text as done with their results.
  * Returns the number of rows matched, or -1 with d (line named) on a
- * malformed file; rows of layouts not in this sweep are ignored. */
+ * malformed file (a field out of its range included); rows of layouts not
+ * in this space go to s->kept_rows. */
 int sweep_csv_resume(Sweep *s, const char *text, const char *path, Diag *d);
 
 /* Every ranked layout and the summary, as one JSON document (malloc'd). */

@@ -68,6 +68,9 @@ expect 2 "--remat 'most'" -- estimate --model tiny-decoder --ici data=8 --remat 
 expect 2 "unknown option '--bogus'" -- estimate --model tiny-decoder --ici data=8 --bogus
 expect 2 "--ici 'data'" -- estimate --model tiny-decoder --ici data
 expect 1 "unknown model 'nope'" -- estimate --model nope --ici data=8
+# a batch and sequence within the flags' ranges whose step overflows 64-bit shapes
+expect 2 "more than podsim can represent" -- estimate --model tiny-palm --ici data=4 \
+	--batch 1099511627776 --seq 16777216
 expect 1 "mesh axis 'model' is unknown" -- estimate --model tiny-decoder --ici model=8
 expect 1 "--ici sizes multiply to 8 chips, the 4x4x4 slice has 64" -- \
 	estimate --model tiny-decoder --slice 4x4x4 --ici data=8

@@ -173,6 +173,49 @@ PY
 expect 1 "a row of another sweep" -- sweep --model tiny-decoder --chips 8 --batch 32 \
 	--remat full --microbatches 1 --resume "$tmp/b16.csv"
 
+# A narrower resume (--remat full of a none,full CSV) keeps the rows of
+# the layouts it leaves out; a CSV resumed through another spelling of its
+# path is appended to, not emptied.
+"$podsim" sweep --model tiny-decoder --chips 8 --batch 16 --remat none,full --microbatches 1 \
+	--csv "$tmp/wide.csv" >/dev/null 2>&1 || fail "sweep --remat none,full: exit $?"
+before=$(sort "$tmp/wide.csv" | md5sum)
+"$podsim" sweep --model tiny-decoder --chips 8 --batch 16 --remat full --microbatches 1 \
+	--resume "$tmp/wide.csv" >/dev/null 2>&1 || fail "narrower --resume: exit $?"
+[ "$(sort "$tmp/wide.csv" | md5sum)" = "$before" ] || fail "a narrower --resume lost rows"
+mkdir -p "$tmp/d"
+"$podsim" sweep --model tiny-decoder --chips 8 --batch 16 --remat full --microbatches 1 \
+	--resume "$tmp/wide.csv" --csv "$tmp/d/../wide.csv" >/dev/null 2>&1 ||
+	fail "--resume with --csv through another path: exit $?"
+[ "$(sort "$tmp/wide.csv" | md5sum)" = "$before" ] || fail "--csv through another path lost rows"
+# rows whose numbers no sweep writes are refused, naming the line
+python3 - "$tmp/wide.csv" "$tmp/nan.csv" <<'PY' || fail "could not make nan.csv"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+ok = [r for r in rows if r["status"] == "ok"]
+ok[0]["step_time_s"] = "nan"
+w = csv.DictWriter(open(sys.argv[2], "w", newline=""), fieldnames=list(rows[0].keys()),
+                   lineterminator="\n")
+w.writeheader()
+w.writerows(ok[:1])
+PY
+expect 1 "nan.csv:2:1" -- sweep --model tiny-decoder --chips 8 --batch 16 --remat full \
+	--microbatches 1 --resume "$tmp/nan.csv"
+expect 1 "not a regular file" -- sweep --model tiny-decoder --chips 8 --resume "$tmp/d"
+
+# A batch within --batch's range: the microbatch counts stay within
+# --microbatches's (no count wraps around), and a step too large for 64-bit
+# shapes is refused before anything runs.
+"$podsim" sweep --model tiny-palm --chips 8 --batch 1099511627776 --json >"$tmp/huge.json" \
+	2>"$tmp/err"
+python3 - "$tmp/huge.json" <<'PY' || fail "microbatch counts of a huge batch"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["summary"]["failed"] == 0, doc["summary"]
+assert all(1 <= r["microbatches"] <= 1 << 20 for r in doc["layouts"])
+PY
+expect 2 "more than podsim can represent" -- sweep --model tiny-palm --chips 8 \
+	--batch 1099511627776 --seq 16777216
+
 # Errors.
 expect 2 "--chips is required" -- sweep --model tiny-decoder
 expect 2 "--model is required" -- sweep --chips 8
