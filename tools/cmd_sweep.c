@@ -206,7 +206,7 @@ static void print_table(const Sweep *s, const int *order, int nranked, int top)
 	       sp->base.c.model.name, sp->chips, sp->base.c.chip.name, sp->slices,
 	       sp->slices == 1 ? "" : "s", (long long)sp->base.c.batch, (long long)seq,
 	       optimizer_name(sp->base.c.train.optimizer));
-	printf("  %ld layouts: %ld evaluated (%ld fit), %ld pruned (weights alone exceed HBM), "
+	printf("  %ld layouts: %ld evaluated (%ld fit), %ld pruned (a lower bound exceeds HBM), "
 	       "%ld failed, %ld skipped\n",
 	       s->nlayouts + s->skipped, counts[SWEEP_OK], fit, counts[SWEEP_PRUNED],
 	       counts[SWEEP_FAILED], s->skipped);
@@ -215,7 +215,7 @@ static void print_table(const Sweep *s, const int *order, int nranked, int top)
 	long extra = 0;
 	for (int i = 0; i < s->nlayouts; i++)
 		extra += s->results[i].status == SWEEP_OK && s->results[i].extrapolated;
-	if (s->ndepths)
+	if (s->ndepths && counts[SWEEP_OK])
 		printf("  %ld layouts were extended from three consecutive depths in %d..%d layers "
 		       "(step time\n  marked ~; memory marked <= an upper bound, >= a lower bound); "
 		       "the rest ran at full\n  depth (--exact: all)\n",
@@ -420,6 +420,12 @@ int cmd_sweep(int argc, char **argv)
 			goto out;
 		}
 		sp->slice_ndims = nd;
+		int want = o->c.chip.ici_ndims;
+		if (nd > want) {
+			usage_error("sweep", "--slice '%s' has %d dims, but %s's interconnect has %d",
+			            a.slice, nd, o->c.chip.name, want);
+			goto out;
+		}
 	}
 	sp->chips = (int)chips;
 	sp->slices = (int)a.slices;
@@ -508,7 +514,24 @@ int cmd_sweep(int argc, char **argv)
 		print_table(&s, order, nranked, top);
 	}
 	rc = EXIT_OK;
-	if (nranked == 0 || !s.results[order[0]].fits) {
+	long nfailed = 0;
+	for (int i = 0; i < s.nlayouts; i++)
+		nfailed += s.results[i].status == SWEEP_FAILED;
+	if (s.nlayouts == 0) {
+		if (s.skipped)
+			fprintf(stderr, "podsim sweep: no layout of %s on %d %s chips to evaluate: all %ld "
+			        "were skipped (the reasons are in the summary)\n", o->c.model.name,
+			        sp->chips, o->c.chip.name, s.skipped);
+		else
+			fprintf(stderr, "podsim sweep: no layout of %s on %d %s chips to evaluate: --fix "
+			        "and --max leave none\n", o->c.model.name, sp->chips, o->c.chip.name);
+		rc = EXIT_INPUT;
+	} else if (nranked == 0) {
+		fprintf(stderr, "podsim sweep: all %ld layouts of %s on %d %s chips failed (the "
+		        "errors are in the output)\n", nfailed, o->c.model.name, sp->chips,
+		        o->c.chip.name);
+		rc = EXIT_INPUT;
+	} else if (!s.results[order[0]].fits) {
 		fprintf(stderr, "podsim sweep: no layout of %s on %d %s chips fits in HBM\n",
 		        o->c.model.name, sp->chips, o->c.chip.name);
 		rc = EXIT_INPUT;

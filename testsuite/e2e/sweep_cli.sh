@@ -22,7 +22,7 @@ expect() { # expect STATUS MESSAGE -- ARGS...
 }
 
 # A v4 chip with 3 MiB of HBM: tiny-decoder's layouts then split into ones
-# that fit, ones that do not, and ones whose weights alone exceed HBM.
+# that fit, ones that do not, and ones pruned (a lower bound exceeds HBM).
 sed -e 's/"hbm_bytes": {"value": 32, "unit": "GiB"/"hbm_bytes": {"value": 3, "unit": "MiB"/' \
 	"$src/sim/chips/tpu-v4.json" >"$tmp/small.json"
 grep -q '"value": 3, "unit": "MiB"' "$tmp/small.json" || fail "could not make the small-HBM chip"
@@ -225,6 +225,11 @@ expect 2 "unknown axis 'bogus'" -- sweep --model tiny-decoder --chips 8 --fix bo
 expect 2 "--remat" -- sweep --model tiny-decoder --chips 8 --remat some
 expect 2 "has 8 chips, a slice here has 4" -- sweep --model tiny-decoder --chips 8 --slices 2 --slice 2x2x2
 expect 1 "unknown" -- sweep --model no-such-model --chips 8
+expect 1 "--fix and --max leave none" -- sweep --model tiny-decoder --chips 8 --fix tensor=3
+expect 1 "all 270 were skipped" -- sweep --model tiny-palm --chips 8 --batch 64 \
+	--microbatches 3,5,7
+expect 2 "has 3 dims, but tpu-v3's interconnect has 2" -- sweep --model tiny-decoder \
+	--chip tpu-v3 --chips 8 --slice 2x2x2
 printf 'ici_data,nonsense\n1,2\n' >"$tmp/bad.csv"
 expect 1 "bad.csv:2:1" -- sweep --model tiny-decoder --chips 8 --resume "$tmp/bad.csv"
 expect 0 "" -- sweep --help
