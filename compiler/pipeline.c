@@ -205,6 +205,11 @@ void compiled_free(Compiled *c)
 int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *flag, Diag *d)
 {
 	const char *p = spec;
+	unsigned seen = 0; /* axes this spec has named */
+	if (!*p) {
+		diag_error(d, NULL, 0, 0, "%s '': expected AXIS=N[,AXIS=N...]", flag);
+		return -1;
+	}
 	while (*p) {
 		const char *name = p;
 		while (*p && (isalnum((unsigned char)*p) || *p == '_'))
@@ -230,6 +235,11 @@ int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *fla
 			return -1;
 		}
 		int k = mesh_axis_index(m, name, n);
+		if (k >= 0 && (seen >> k & 1)) {
+			diag_error(d, NULL, 0, 0, "%s '%s': axis '%.*s' is given twice", flag, spec, (int)n,
+			           name);
+			return -1;
+		}
 		if (k < 0) {
 			if (m->naxes == IR_MAX_MESH_AXES) {
 				diag_error(d, NULL, 0, 0, "%s: too many mesh axes", flag);
@@ -240,6 +250,7 @@ int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *fla
 			m->axes[k].ici = 1;
 			m->axes[k].dcn = 1;
 		}
+		seen |= 1u << k;
 		if (dcn)
 			m->axes[k].dcn *= (int)v;
 		else

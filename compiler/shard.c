@@ -476,11 +476,18 @@ static int param_sharding(Ctx *c, ValueId v, Shd *s)
 			for (int d = 0; d < lg->n; d++) {
 				int64_t k = axes_size(c, s->s[d]);
 				if (in->type.dims[d] % k) {
+					char axes[96] = "";
+					size_t used = 0;
+					for (int a = 0; a < c->mesh->naxes && used < sizeof axes; a++)
+						if (s->s[d] >> a & 1)
+							used += (size_t)snprintf(axes + used, sizeof axes - used, "%s%s=%d",
+							                         used ? "," : "", c->mesh->axes[a].name,
+							                         c->mesh->axes[a].ici * c->mesh->axes[a].dcn);
 					diag_error(c->d, c->g->file, in->line, in->col,
 					           "input %s: %s dim of size %lld is not divisible by the "
-					           "%lld chips of its mesh axes",
+					           "%lld chips of its mesh axes (%s)",
 					           ir_attr_str(in, "name", "?"), lg->names[d],
-					           (long long)in->type.dims[d], (long long)k);
+					           (long long)in->type.dims[d], (long long)k, axes);
 					return -1;
 				}
 			}

@@ -59,6 +59,8 @@ static void help(void)
 static int parse_axes(const char *flag, const char *v, int out[AX_COUNT])
 {
 	const char *p = v;
+	if (!*p)
+		return usage_error("sweep", "%s needs AXIS=N[,AXIS=N...]", flag);
 	while (*p) {
 		const char *eq = strchr(p, '=');
 		if (!eq)
@@ -76,8 +78,8 @@ static int parse_axes(const char *flag, const char *v, int out[AX_COUNT])
 		char *end;
 		long n = strtol(eq + 1, &end, 10);
 		if (end == eq + 1 || n < 1 || n > 1 << 24 || (*end && *end != ','))
-			return usage_error("sweep", "%s '%s': the size of '%s' must be a positive integer",
-			                   flag, v, sweep_axis_names[a]);
+			return usage_error("sweep", "%s '%s': the size of '%s' must be an integer from 1 "
+			                   "to %d", flag, v, sweep_axis_names[a], 1 << 24);
 		out[a] = (int)n;
 		p = *end ? end + 1 : end;
 	}
@@ -92,8 +94,14 @@ static int parse_list(const char *flag, const char *v, int *out, int max, int *n
 	while (*p) {
 		size_t len = strcspn(p, ",");
 		int x = item(p, len);
-		if (x < 0 || *n == max)
+		if (x < 0)
 			return usage_error("sweep", "%s '%s': bad item '%.*s'", flag, v, (int)len, p);
+		for (int k = 0; k < *n; k++)
+			if (out[k] == x)
+				return usage_error("sweep", "%s '%s': '%.*s' is listed twice", flag, v,
+				                   (int)len, p);
+		if (*n == max)
+			return usage_error("sweep", "%s '%s': more than %d values", flag, v, max);
 		out[(*n)++] = x;
 		p += len + (p[len] == ',');
 	}
@@ -333,8 +341,13 @@ int cmd_sweep(int argc, char **argv)
 			sp->exact = 1;
 			continue;
 		}
+		if (!strcmp(f, "--inference")) {
+			usage_error("sweep", "--inference: sweep searches training layouts (podsim "
+			            "estimate --inference prices one inference layout)");
+			goto out;
+		}
 		if (!strcmp(f, "--ici") || !strcmp(f, "--dcn") || !strcmp(f, "--place") ||
-		    !strcmp(f, "--twisted") || !strcmp(f, "--inference")) {
+		    !strcmp(f, "--twisted")) {
 			usage_error("sweep", "%s: sweep chooses the mesh (use --fix and --max; "
 			            "podsim estimate runs one layout)", f);
 			goto out;

@@ -68,6 +68,8 @@ expect 2 "--remat 'most'" -- estimate --model tiny-decoder --ici data=8 --remat 
 expect 2 "unknown option '--bogus'" -- estimate --model tiny-decoder --ici data=8 --bogus
 expect 2 "--ici 'data'" -- estimate --model tiny-decoder --ici data
 expect 1 "unknown model 'nope'" -- estimate --model nope --ici data=8
+expect 2 "axis 'data' is given twice" -- estimate --model tiny-decoder --ici data=4,data=2
+expect 2 "--ici ''" -- estimate --model tiny-decoder --ici ""
 # a batch and sequence within the flags' ranges whose step overflows 64-bit shapes
 expect 2 "more than podsim can represent" -- estimate --model tiny-palm --ici data=4 \
 	--batch 1099511627776 --seq 16777216
@@ -76,7 +78,7 @@ expect 1 "--ici sizes multiply to 8 chips, the 4x4x4 slice has 64" -- \
 	estimate --model tiny-decoder --slice 4x4x4 --ici data=8
 expect 1 "--dcn sizes multiply to 2, but --slices is 1" -- \
 	estimate --model tiny-decoder --ici data=8 --dcn data=2
-expect 1 "not divisible by the 8 chips" -- estimate --model tiny-decoder --ici data=8 --batch 12
+expect 1 "not divisible by the 8 chips of its mesh axes (data=8)" -- estimate --model tiny-decoder --ici data=8 --batch 12
 echo '{"name": "bad", "layers": 2,}' >"$tmp/bad.json"
 expect 1 "bad.json:1:" -- estimate --model "$tmp/bad.json" --ici data=8
 # A model that does not fit: the report still prints, the error names the overflow.

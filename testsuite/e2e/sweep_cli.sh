@@ -223,6 +223,9 @@ expect 2 "not a multiple of --slices" -- sweep --model tiny-decoder --chips 6 --
 expect 2 "sweep chooses the mesh" -- sweep --model tiny-decoder --chips 8 --ici data=8
 expect 2 "unknown axis 'bogus'" -- sweep --model tiny-decoder --chips 8 --fix bogus=2
 expect 2 "--remat" -- sweep --model tiny-decoder --chips 8 --remat some
+expect 2 "'full' is listed twice" -- sweep --model tiny-decoder --chips 8 --remat full,none,full
+expect 2 "--fix needs AXIS=N" -- sweep --model tiny-decoder --chips 8 --fix ""
+expect 2 "sweep searches training layouts" -- sweep --model tiny-decoder --chips 8 --inference
 expect 2 "has 8 chips, a slice here has 4" -- sweep --model tiny-decoder --chips 8 --slices 2 --slice 2x2x2
 expect 1 "unknown" -- sweep --model no-such-model --chips 8
 expect 1 "--fix and --max leave none" -- sweep --model tiny-decoder --chips 8 --fix tensor=3
