@@ -122,28 +122,25 @@ static void layer_progress(const Module *m, ValueId fend, int *prog)
 {
 	int n = m->ninsts;
 	int64_t maxl = -1;
-	for (int i = 0; i < n; i++) {
-		const Inst *in = &m->insts[i];
-		if (in->op != OP_PARAMETER && in->op != OP_CONSTANT && in->nattrs) {
-			int64_t l = ir_attr_int(in, "layer", -1);
-			if (l > maxl)
-				maxl = l;
-		}
-	}
-	/* per layer and phase (0 forward, 1 the rest): bit 1 has a matmul,
-	 * bit 2 started */
-	size_t nl = (size_t)(maxl + 1);
-	unsigned char *st = calloc(2 * nl + 1, 1);
 	int64_t *layer = malloc(sizeof *layer * (size_t)(n > 0 ? n : 1));
-	if (!st || !layer)
+	if (!layer)
 		ir_die("out of memory");
 	for (int i = 0; i < n; i++) {
 		const Inst *in = &m->insts[i];
 		layer[i] = in->op == OP_PARAMETER || in->op == OP_CONSTANT || !in->nattrs
 			? -1 : ir_attr_int(in, "layer", -1);
-		if (layer[i] >= 0 && in->op == OP_DOT)
-			st[(size_t)(i > fend) * nl + (size_t)layer[i]] |= 1;
+		if (layer[i] > maxl)
+			maxl = layer[i];
 	}
+	/* per layer and phase (0 forward, 1 the rest): bit 1 has a matmul,
+	 * bit 2 started */
+	size_t nl = (size_t)(maxl + 1);
+	unsigned char *st = calloc(2 * nl + 1, 1);
+	if (!st)
+		ir_die("out of memory");
+	for (int i = 0; i < n; i++)
+		if (layer[i] >= 0 && m->insts[i].op == OP_DOT)
+			st[(size_t)(i > fend) * nl + (size_t)layer[i]] |= 1;
 	int p = 0;
 	for (int i = 0; i < n; i++) {
 		if (layer[i] >= 0) {

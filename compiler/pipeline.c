@@ -223,8 +223,8 @@ int mesh_parse(Mesh *m, Arena *names, const char *spec, int dcn, const char *fla
 		char *end;
 		long v = strtol(p, &end, 10);
 		if (end == p || v < 1 || v > 1 << 20) {
-			diag_error(d, NULL, 0, 0, "%s '%s': the size of '%.*s' must be a positive integer",
-			           flag, spec, (int)n, name);
+			diag_error(d, NULL, 0, 0, "%s '%s': the size of '%.*s' must be an integer from 1 "
+			           "to %d", flag, spec, (int)n, name, 1 << 20);
 			return -1;
 		}
 		p = end;
