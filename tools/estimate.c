@@ -40,16 +40,8 @@ void estimate_options_default(EstimateOptions *o)
 /* ---- Collectives priced by the network model ---------------------------- */
 
 /* A run's collectives repeat a few shapes (each layer gathers and reduces
- * the same): their times, once priced, are kept for the rest of the run. */
-enum { NET_MEMO = 64 };
-
-typedef struct NetMemo {
-	int used;
-	CollKind k;
-	uint32_t axes;
-	double bytes, time_s;
-} NetMemo;
-
+ * the same): their times, once priced, are kept for the rest of the run,
+ * or in the caller's table for every run on the same pod and placement. */
 typedef struct NetCtx {
 	Pod *pod;
 	MeshPlacement *mp;
@@ -57,7 +49,7 @@ typedef struct NetCtx {
 	int failed;
 	Diag diag;
 	double total; /* s, all collectives */
-	NetMemo memo[NET_MEMO];
+	NetMemo *memo; /* (NET_MEMO) */
 } NetCtx;
 
 /* The collective a coll_start starts (its op attribute). */
@@ -314,7 +306,7 @@ int estimate_pod_init(const EstimateOptions *o, Pod *pod, Diag *d)
 }
 
 int estimate_simulate(const EstimateOptions *o, const Compiled *c, const EngineCosts *costs,
-                      Pod *pod, Estimate *e, Diag *d)
+                      NetMemoTable *memo, Pod *pod, Estimate *e, Diag *d)
 {
 	memset(e, 0, sizeof *e);
 	const Chip *chip = &o->c.chip;
@@ -331,7 +323,12 @@ int estimate_simulate(const EstimateOptions *o, const Compiled *c, const EngineC
 		goto out;
 	pod_describe(pod, e->pod, sizeof e->pod);
 	mesh_placement_describe(pod, &mp, e->placement, sizeof e->placement);
-	NetCtx net = {.pod = pod, .mp = &mp, .mesh = &o->c.mesh};
+	NetMemoTable own;
+	if (!memo) {
+		memset(&own, 0, sizeof own);
+		memo = &own;
+	}
+	NetCtx net = {.pod = pod, .mp = &mp, .mesh = &o->c.mesh, .memo = memo->e};
 	EngineOptions eo = {.collective_time = net_time, .ctx = &net, .costs = costs};
 	if (engine_run(c->program, chip, &eo, &r, d))
 		goto out;
@@ -398,7 +395,7 @@ int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d)
 		goto out;
 	if (compile_model(&o->c, &c, d))
 		goto out;
-	rc = estimate_simulate(o, &c, NULL, &pod, e, d);
+	rc = estimate_simulate(o, &c, NULL, NULL, &pod, e, d);
 out:
 	compiled_free(&c);
 	pod_free(&pod);

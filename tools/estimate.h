@@ -70,8 +70,21 @@ int estimate_run(const EstimateOptions *o, Estimate *e, Diag *d);
  * costs: engine_costs of c->program on o's chip, made once for several
  * pods, or NULL (made for this run). */
 int estimate_pod_init(const EstimateOptions *o, Pod *pod, Diag *d);
+/* memo: the collective times already priced on pod with o's mesh placed
+ * as o says, kept for later runs there (zeroed before the first; a table
+ * serves one pod and placement), or NULL (kept for this run only). */
+enum { NET_MEMO = 128 };
+typedef struct NetMemo {
+	int used;
+	CollKind k;
+	uint32_t axes;
+	double bytes, time_s;
+} NetMemo;
+typedef struct NetMemoTable {
+	NetMemo e[NET_MEMO];
+} NetMemoTable;
 int estimate_simulate(const EstimateOptions *o, const Compiled *c, const EngineCosts *costs,
-                      Pod *pod, Estimate *e, Diag *d);
+                      NetMemoTable *memo, Pod *pod, Estimate *e, Diag *d);
 
 /* Prints e as a human report, or as one JSON object. */
 void estimate_print(FILE *out, const EstimateOptions *o, const Estimate *e);

@@ -812,6 +812,9 @@ typedef struct GroupCompiles {
 	Diag cd[NVARIANTS];
 	EngineCosts costs[NVARIANTS];
 	int costed[NVARIANTS];   /* 0 not yet, 1 made */
+	/* collective times on each slice shape, shared by the variants' runs
+	 * (one mesh, so one placement per shape) */
+	NetMemoTable net[SWEEP_MAX_SHAPES];
 } GroupCompiles;
 
 /* The group's compile of variant v, made on first use (from the shared
@@ -874,7 +877,7 @@ static int eval_layout(const Sweep *s, StepCache *sc, const SweepLayout *l, Thre
 				return -1;
 			g->costed[v] = 1;
 		}
-		if (estimate_simulate(&o, &g->c[v], &g->costs[v], &tp->pod[sh], &e[v], d))
+		if (estimate_simulate(&o, &g->c[v], &g->costs[v], &g->net[sh], &tp->pod[sh], &e[v], d))
 			return -1;
 	}
 	return 0;
