@@ -374,8 +374,9 @@ int sweep_enumerate(Sweep *s, Diag *d)
 				int64_t b = (int64_t)total(&l, AX_DATA) * total(&l, AX_FSDP) *
 				            total(&l, AX_EXPERT);
 				micro[nmicro++] = 1;
-				for (int64_t k = 2; nmicro < SWEEP_MAX_LIST && k <= 1 << 20 && k * b <= sp->base.c.batch;
-				     k *= 2)
+				/* at most --microbatches's own limit, 2^20 */
+				int64_t kmax = sp->base.c.batch / b < 1 << 20 ? sp->base.c.batch / b : 1 << 20;
+				for (int64_t k = 2; nmicro < SWEEP_MAX_LIST && k <= kmax; k *= 2)
 					if (sp->base.c.batch % (k * b) == 0)
 						micro[nmicro++] = (int)k;
 			}
