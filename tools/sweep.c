@@ -653,16 +653,19 @@ static int extrapolate(const Sweep *s, const EstimateOptions *o, const Estimate 
 }
 
 /* The training steps of the small depths, shared by every mesh: one per
- * depth variant, remat policy and microbatch count, built on first use
- * (under a lock: they are small) and only read after. The full-depth step
- * is shared too where only its memory plan is wanted (full_memory): a few
- * remat policies and microbatch counts serve every such group. */
+ * depth variant, remat policy and microbatch count, built on first use and
+ * only read after. The full-depth step is shared too where only its memory
+ * plan is wanted (full_memory): a few remat policies and microbatch counts
+ * serve every such group. The first thread to want a step builds it
+ * holding the step's own lock, so other threads wait only for the steps
+ * they need, not for every build. */
 typedef struct SharedStep {
 	int v, microbatches;
 	RematPolicy remat;
 	int rc; /* compile_step's */
 	CompiledStep step;
 	Diag d;
+	omp_lock_t built; /* held while the step is built */
 } SharedStep;
 
 enum { NREMAT = 3, SAVED_CAP = NREMAT * SWEEP_MAX_LIST };
@@ -682,7 +685,8 @@ typedef struct StepCache {
 
 static const SharedStep *shared_step(StepCache *sc, int v, const EstimateOptions *o)
 {
-	const SharedStep *found = NULL;
+	SharedStep *found = NULL;
+	int build = 0;
 #pragma omp critical(sweep_steps)
 	{
 		for (int i = 0; i < sc->n && !found; i++)
@@ -690,16 +694,25 @@ static const SharedStep *shared_step(StepCache *sc, int v, const EstimateOptions
 			    sc->e[i].microbatches == o->c.microbatches)
 				found = &sc->e[i];
 		if (!found && sc->n < sc->cap) {
-			SharedStep *e = &sc->e[sc->n++];
-			memset(e, 0, sizeof *e);
-			e->v = v;
-			e->remat = o->c.train.remat;
-			e->microbatches = o->c.microbatches;
-			diag_init(&e->d);
-			e->rc = compile_step(&o->c, &e->step, &e->d);
-			found = e;
+			found = &sc->e[sc->n++];
+			memset(found, 0, sizeof *found);
+			found->v = v;
+			found->remat = o->c.train.remat;
+			found->microbatches = o->c.microbatches;
+			omp_init_lock(&found->built);
+			omp_set_lock(&found->built);
+			build = 1;
 		}
 	}
+	if (!found)
+		return NULL;
+	if (build) {
+		diag_init(&found->d);
+		found->rc = compile_step(&o->c, &found->step, &found->d);
+	} else {
+		omp_set_lock(&found->built); /* until its builder is done */
+	}
+	omp_unset_lock(&found->built);
 	return found;
 }
 
@@ -1014,8 +1027,10 @@ void sweep_evaluate(Sweep *s, SweepDoneFn fn, void *ctx)
 		free(tp);
 		free(out);
 	}
-	for (int i = 0; i < sc.n; i++)
+	for (int i = 0; i < sc.n; i++) {
 		compiled_step_free(&sc.e[i].step);
+		omp_destroy_lock(&sc.e[i].built);
+	}
 	free(sc.e);
 	free(sc.saved);
 }
