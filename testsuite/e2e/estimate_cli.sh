@@ -78,7 +78,8 @@ expect 1 "--ici sizes multiply to 8 chips, the 4x4x4 slice has 64" -- \
 	estimate --model tiny-decoder --slice 4x4x4 --ici data=8
 expect 1 "--dcn sizes multiply to 2, but --slices is 1" -- \
 	estimate --model tiny-decoder --ici data=8 --dcn data=2
-expect 1 "not divisible by the 8 chips of its mesh axes (data=8)" -- estimate --model tiny-decoder --ici data=8 --batch 12
+expect 1 "not divisible by the 8 chips of its mesh axes (data=8)" -- \
+	estimate --model tiny-decoder --ici data=8 --batch 12
 echo '{"name": "bad", "layers": 2,}' >"$tmp/bad.json"
 expect 1 "bad.json:1:" -- estimate --model "$tmp/bad.json" --ici data=8
 # A model that does not fit: the report still prints, the error names the overflow.
