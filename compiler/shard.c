@@ -59,6 +59,10 @@ typedef struct Ctx {
 	ValueId *loc;       /* (g->ninsts) */
 	Shd *hint;          /* (g->ninsts) */
 	unsigned char *has_hint;
+	/* saved[v]: a forward value the backward reads, resolved where it is
+	 * made onto keep[v] if it would stay a pending partial (keep_saved) */
+	unsigned char *saved;
+	Shd *keep;          /* (g->ninsts) where saved[v] == 2 */
 	ShardStats *stats;
 	Diag *d;
 	/* the instruction being partitioned; collectives inserted for it carry
@@ -564,6 +568,65 @@ static void compute_hints(Ctx *c)
 			}
 		}
 	}
+}
+
+/* The forward values the backward reads (saved for it: a layer's input
+ * with remat full, every matmul output with remat minimal). A saved value
+ * left as a pending partial sum would keep every chip's whole partial
+ * buffer alive until the backward, and the backward would reduce it again
+ * where it reads it. XLA does not do that: its partitioner reduces a dot's
+ * result where it is made, so what is saved is the reduced value. So a
+ * saved value gets, in keep[v], the sharding its forward users pin it to:
+ * a sharding constraint (logical=[...], such as the residual stream's
+ * [batch, length, activation_embed]) carried back through the adds,
+ * subtractions, negations and conversions that would pass its partial on
+ * (saved[v] = 2); keep_saved then reduce-scatters it onto that sharding as
+ * soon as it is made. */
+static void compute_saved(Ctx *c)
+{
+	const Module *g = c->g;
+	for (int i = c->loss + 1; i < g->ninsts; i++)
+		for (int k = 0; k < g->insts[i].nargs; k++)
+			if (g->insts[i].args[k] < c->loss)
+				c->saved[g->insts[i].args[k]] = 1;
+	unsigned char *has = calloc((size_t)(g->ninsts ? g->ninsts : 1), 1);
+	if (!has)
+		ir_die("out of memory");
+	for (int i = c->loss - 1; i >= 0; i--) {
+		const Inst *in = &g->insts[i];
+		const Attr *lg = ir_attr(in, "logical");
+		if (in->op != OP_PARAMETER && lg && lg->kind == ATTR_NAMES && lg->n == in->type.rank) {
+			memset(&c->keep[i], 0, sizeof c->keep[i]);
+			for (int d = 0; d < lg->n; d++)
+				c->keep[i].s[d] = rule_axes(c, lg->names[d]);
+			fit(c, &in->type, &c->keep[i]);
+			has[i] = 1;
+		}
+		if (c->saved[i] && has[i])
+			c->saved[i] = 2;
+		Op op = in->op;
+		if (!has[i] || !(op == OP_ADD || op == OP_SUB || op == OP_NEG || op == OP_CONVERT))
+			continue;
+		for (int k = 0; k < in->nargs; k++) {
+			ValueId a = in->args[k];
+			if (!has[a] && hint_ok(c, i, a)) {
+				c->keep[a] = c->keep[i];
+				has[a] = 1;
+			}
+		}
+	}
+	free(has);
+}
+
+/* Resolves v's pending partial sum where v is made when the backward
+ * reads v (compute_saved): the saved buffer is the reduced one. */
+static void keep_saved(Ctx *c, ValueId v)
+{
+	Shd cur = c->st[v];
+	if (c->saved[v] != 2 || !cur.partial || cur.pmax || cur.free || c->loc[v] < 0)
+		return;
+	c->loc[v] = materialize(c, &c->g->insts[v].type, c->loc[v], &cur, &c->keep[v]);
+	c->st[v] = cur;
 }
 
 /* ---- Op rules ------------------------------------------------------------ */
@@ -1190,8 +1253,10 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	c.loc = malloc(n * sizeof *c.loc);
 	c.hint = malloc(n * sizeof *c.hint);
 	c.has_hint = calloc(n, 1);
+	c.saved = calloc(n, 1);
+	c.keep = malloc(n * sizeof *c.keep);
 	c.head = malloc(n * sizeof *c.head);
-	if (!c.st || !c.loc || !c.hint || !c.has_hint || !c.head)
+	if (!c.st || !c.loc || !c.hint || !c.has_hint || !c.saved || !c.keep || !c.head)
 		ir_die("out of memory");
 	for (size_t i = 0; i < n; i++)
 		c.head[i] = -1;
@@ -1211,10 +1276,13 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	if (!rc)
 		compute_hints(&c);
 	c.loss = g->noutputs ? g->outputs[0] : g->ninsts;
+	compute_saved(&c);
 	for (int i = 0; i < g->ninsts && !rc; i++) {
 		c.cur = i;
 		c.region = ir_attr_int(&g->insts[i], "layer", -1) * 2 + (i > c.loss);
 		rc = shard_inst(&c, i);
+		if (!rc)
+			keep_saved(&c, i);
 	}
 	if (!rc) {
 		for (int k = 0; k < g->noutputs; k++) {
@@ -1241,6 +1309,8 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	free(c.loc);
 	free(c.hint);
 	free(c.has_hint);
+	free(c.saved);
+	free(c.keep);
 	free(c.head);
 	free(c.cache);
 	if (rc) {

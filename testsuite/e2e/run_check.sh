@@ -67,4 +67,8 @@ expect_rc 0 "bf16" "$PODSIM" run --model tiny-decoder --batch 4 --seq 8 --dtype 
 grep -q 'bf16 rounding' <<<"$LAST" || die "bf16 mode not reported"
 expect_rc 0 "ICI and DCN" "$PODSIM" run "${base[@]}" --ici data=2 --dcn fsdp=2 --check
 grep -q ' 4 chips' <<<"$LAST" || die "ICI x DCN is not 4 chips: $LAST"
+# remat minimal keeps the output projections' reduced sums (docs/sharding.md):
+# the parallel block's recomputed sum reads them without reducing again
+expect_rc 0 "remat minimal, parallel block over tensor" "$PODSIM" run --model tiny-palm \
+	--batch 4 --seq 8 --dtype f32 --jit-O0 --ici fsdp=2,tensor=2 --remat minimal --check --level tiled
 exit $fail
