@@ -310,10 +310,21 @@ static int shd_equal(const Shd *a, const Shd *b, int rank)
 	return a->partial == b->partial && a->pmax == b->pmax;
 }
 
+/* The region loc[gv] was made in. */
+static int64_t made_in(const Ctx *c, ValueId gv)
+{
+	return ir_attr_int(&c->g->insts[gv], "layer", -1) * 2 + (gv > c->loss);
+}
+
 static ValueId reshard(Ctx *c, ValueId gv, const Shd *want)
 {
 	int rank = c->g->insts[gv].type.rank;
-	if (shd_equal(&c->st[gv], want, rank) && !c->st[gv].free)
+	/* a broadcast read in another region (the backward, another layer) is
+	 * made again there from its smaller operand, as XLA duplicates a
+	 * broadcast into each fusion that reads it: the broadcast buffer is
+	 * never kept from one region to the next */
+	if (shd_equal(&c->st[gv], want, rank) && !c->st[gv].free &&
+	    (c->g->insts[gv].op != OP_BROADCAST || made_in(c, gv) == c->region))
 		return c->loc[gv];
 	/* recent entries first: a region's users are close together; only
 	 * the last 64 entries count, followed through gv's own chain */

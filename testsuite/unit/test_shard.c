@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/passes.h"
 #include "compiler/shard.h"
 #include "compiler/train.h"
 #include "frontends/model.h"
@@ -291,7 +292,7 @@ static double saved_layer_bytes(const char *model, int tensor)
 	TestProg tp = {.model = model, .layers = 2, .batch = 8, .seq = 64, .remat = REMAT_MINIMAL,
 	               .optimizer = OPTIMIZER_ADAM, .naxes = 1, .axes = {{"tensor", tensor, 1}}};
 	Module *m = test_local_program(&tp);
-	ValueId loss = m->outputs[0];
+	ValueId loss = program_forward_end(m);
 	char *read = calloc((size_t)m->ninsts, 1);
 	ck_assert_ptr_nonnull(read);
 	for (int i = loss + 1; i < m->ninsts; i++)
@@ -322,6 +323,35 @@ START_TEST(saved_partial_sums_are_reduced)
 }
 END_TEST
 
+/* A broadcast the backward needs (a norm's rsqrt spread over d_model, which
+ * the norm's gradient multiplies by) is made again in the backward from its
+ * smaller operand, as XLA duplicates a broadcast into each fusion that reads
+ * it: no forward broadcast is read after the loss, in a decoder or an
+ * encoder-decoder, without remat (every forward value kept). */
+START_TEST(broadcasts_are_not_kept_for_the_backward)
+{
+	static const char *const models[] = {"tiny-decoder", "tiny-t5"};
+	for (int i = 0; i < 2; i++) {
+		TestProg tp = {.model = models[i], .batch = 8, .seq = 16, .remat = REMAT_NONE,
+		               .optimizer = OPTIMIZER_ADAM, .naxes = 2,
+		               .axes = {{"data", 2, 1}, {"tensor", 2, 1}}};
+		Module *m = test_local_program(&tp);
+		ValueId loss = program_forward_end(m);
+		int kept = 0, made_again = 0;
+		for (int v = loss + 1; v < m->ninsts; v++) {
+			const Inst *in = &m->insts[v];
+			made_again += in->op == OP_BROADCAST && m->insts[in->args[0]].op != OP_CONSTANT;
+			for (int k = 0; k < in->nargs; k++)
+				kept += in->args[k] < loss && m->insts[in->args[k]].op == OP_BROADCAST;
+		}
+		ck_assert_msg(kept == 0, "%s: %d forward broadcasts read after the loss", models[i],
+		              kept);
+		ck_assert_int_gt(made_again, 0);
+		ir_module_free(m);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shard");
@@ -335,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, test_constraint_reduce_scatters);
 	tcase_add_test(tc, test_presets_all_strategies);
 	tcase_add_test(tc, saved_partial_sums_are_reduced);
+	tcase_add_test(tc, broadcasts_are_not_kept_for_the_backward);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
