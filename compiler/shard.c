@@ -39,9 +39,10 @@ typedef struct Shd {
 	int free;                /* constant-like: any sharding costs nothing */
 } Shd;
 
-/* A resharded copy of a value, reusable by users in the same region (the
- * same layer, forward or backward): a weight is gathered once per layer and
- * pass, as XLA does, not once per use and not once for the whole step. */
+/* A resharded copy of a value, reusable by users in the same region
+ * (region_of: a layer's forward pass or its backward, or a part of a pass
+ * outside the layers): a weight is gathered once per layer and pass, as XLA
+ * does, not once per use and not once for the whole step. */
 typedef struct CacheEntry {
 	ValueId gv;
 	int64_t region;
@@ -68,7 +69,8 @@ typedef struct Ctx {
 	/* the instruction being partitioned; collectives inserted for it carry
 	 * its layer=[i], and resharded copies are shared within its region */
 	ValueId cur;
-	int64_t region;     /* layer of cur, offset by phase (forward/backward) */
+	int64_t region;     /* cur's region (region_of) */
+	int64_t *regions;   /* (g->ninsts) the region each value was made in */
 	ValueId loss;       /* the first output: instructions after it are backward */
 	CacheEntry *cache;  /* (ncache) resharded copies */
 	int ncache, capcache;
@@ -310,12 +312,6 @@ static int shd_equal(const Shd *a, const Shd *b, int rank)
 	return a->partial == b->partial && a->pmax == b->pmax;
 }
 
-/* The region loc[gv] was made in. */
-static int64_t made_in(const Ctx *c, ValueId gv)
-{
-	return ir_attr_int(&c->g->insts[gv], "layer", -1) * 2 + (gv > c->loss);
-}
-
 static ValueId reshard(Ctx *c, ValueId gv, const Shd *want)
 {
 	int rank = c->g->insts[gv].type.rank;
@@ -324,11 +320,11 @@ static ValueId reshard(Ctx *c, ValueId gv, const Shd *want)
 	 * broadcast into each fusion that reads it: the broadcast buffer is
 	 * never kept from one region to the next */
 	if (shd_equal(&c->st[gv], want, rank) && !c->st[gv].free &&
-	    (c->g->insts[gv].op != OP_BROADCAST || made_in(c, gv) == c->region))
+	    (c->g->insts[gv].op != OP_BROADCAST || c->regions[gv] == c->region))
 		return c->loc[gv];
-	/* recent entries first: a region's users are close together; only
-	 * the last 64 entries count, followed through gv's own chain */
-	for (int i = c->head[gv]; i >= 0 && i >= c->ncache - 64; i = c->cache[i].next) {
+	/* gv's own copies, most recent first; those of an earlier region
+	 * serve no more */
+	for (int i = c->head[gv]; i >= 0; i = c->cache[i].next) {
 		const CacheEntry *e = &c->cache[i];
 		if (e->region == c->region && shd_equal(&e->want, want, rank))
 			return e->local;
@@ -1245,6 +1241,26 @@ void shard_rules_default(const Mesh *mesh, ShardRules *r)
 	}
 }
 
+/* The region of instruction i: resharded copies (a gathered weight, say)
+ * are shared by the users in one region, and a broadcast is made again in
+ * each region that reads it. A region is a layer's forward pass or its
+ * backward (layer=[k] and the phase), or the instructions outside the
+ * layers in a phase before its first layer (the embedding lookup; the
+ * loss's gradient) or after it (the final norm and logits; the embedding's
+ * gradient): a table gathered for the lookup is gathered again for the
+ * logits, whatever the depth. seen[phase] records that a layer's
+ * instruction came. */
+static int64_t region_of(const Ctx *c, ValueId i, int seen[2])
+{
+	int bwd = i > c->loss;
+	int64_t layer = ir_attr_int(&c->g->insts[i], "layer", -1);
+	if (layer >= 0) {
+		seen[bwd] |= c->g->insts[i].op != OP_PARAMETER; /* weights come first */
+		return layer * 2 + bwd;
+	}
+	return (seen[bwd] ? -4 : -2) + bwd;
+}
+
 Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
                      ShardStats *stats, Diag *d)
 {
@@ -1266,8 +1282,10 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	c.has_hint = calloc(n, 1);
 	c.saved = calloc(n, 1);
 	c.keep = malloc(n * sizeof *c.keep);
+	c.regions = malloc(n * sizeof *c.regions);
 	c.head = malloc(n * sizeof *c.head);
-	if (!c.st || !c.loc || !c.hint || !c.has_hint || !c.saved || !c.keep || !c.head)
+	if (!c.st || !c.loc || !c.hint || !c.has_hint || !c.saved || !c.keep || !c.regions ||
+	    !c.head)
 		ir_die("out of memory");
 	for (size_t i = 0; i < n; i++)
 		c.head[i] = -1;
@@ -1288,9 +1306,10 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 		compute_hints(&c);
 	c.loss = g->noutputs ? g->outputs[0] : g->ninsts;
 	compute_saved(&c);
+	int seen[2] = {0, 0}; /* a layer's instruction seen in each phase */
 	for (int i = 0; i < g->ninsts && !rc; i++) {
 		c.cur = i;
-		c.region = ir_attr_int(&g->insts[i], "layer", -1) * 2 + (i > c.loss);
+		c.region = c.regions[i] = region_of(&c, i, seen);
 		rc = shard_inst(&c, i);
 		if (!rc)
 			keep_saved(&c, i);
@@ -1322,6 +1341,7 @@ Module *shard_module(const Module *g, const ShardRules *rules, Type **shardings,
 	free(c.has_hint);
 	free(c.saved);
 	free(c.keep);
+	free(c.regions);
 	free(c.head);
 	free(c.cache);
 	if (rc) {

@@ -352,6 +352,40 @@ START_TEST(broadcasts_are_not_kept_for_the_backward)
 }
 END_TEST
 
+/* The tied embedding table, split over fsdp, is gathered for the lookup
+ * and again for the logits (the two lie outside the layers, before and
+ * after them), at every depth: gathered copies are shared within a region,
+ * and how far apart the two users are does not decide. Before, the copy
+ * was shared while few enough reshards came between, so one layer had one
+ * gather fewer than two, and the sweep's small depths did not lie on a
+ * line. */
+static int table_gathers(int layers)
+{
+	TestProg tp = {.model = "tiny-palm", .layers = layers, .batch = 8, .seq = 16,
+	               .remat = REMAT_NONE, .optimizer = OPTIMIZER_ADAM, .naxes = 2,
+	               .axes = {{"fsdp", 2, 1}, {"tensor", 2, 1}}};
+	Module *m = test_local_program(&tp);
+	ValueId fend = program_forward_end(m);
+	int n = 0;
+	for (int v = 0; v < fend; v++) {
+		const Inst *in = &m->insts[v];
+		const Inst *a = in->nargs ? &m->insts[in->args[0]] : NULL;
+		n += in->op == OP_ALL_GATHER && a && a->op == OP_PARAMETER &&
+		     !strcmp(ir_attr_str(a, "name", ""), "embed/tokens");
+	}
+	ir_module_free(m);
+	return n;
+}
+
+START_TEST(embedding_gathered_alike_at_every_depth)
+{
+	int one = table_gathers(1);
+	ck_assert_int_eq(one, 2);
+	ck_assert_int_eq(table_gathers(2), one);
+	ck_assert_int_eq(table_gathers(3), one);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shard");
@@ -366,6 +400,7 @@ int main(void)
 	tcase_add_test(tc, test_presets_all_strategies);
 	tcase_add_test(tc, saved_partial_sums_are_reduced);
 	tcase_add_test(tc, broadcasts_are_not_kept_for_the_backward);
+	tcase_add_test(tc, embedding_gathered_alike_at_every_depth);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
