@@ -337,7 +337,8 @@ int estimate_simulate(const EstimateOptions *o, const Compiled *c, const EngineC
 		goto out;
 	}
 	int k = o->c.microbatches;
-	double t_opt = optimizer_seconds(c->program, &r);
+	/* with one microbatch the whole run is the step */
+	double t_opt = k > 1 ? optimizer_seconds(c->program, &r) : 0;
 	e->step_time_s = k * (r.seconds - t_opt) + t_opt;
 	e->chips = (int)(ici * dcn);
 	e->tokens_per_step = (double)o->c.batch * (double)c->seq;
