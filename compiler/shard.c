@@ -775,7 +775,22 @@ static void rule_dot(Ctx *c, ValueId v)
 					S->s[d] &= h->s[r++];
 		}
 	}
-	/* Free dims: the lhs keeps its axes; the rhs gives up those in use. */
+	/* Free dims: an axis both operands split a free dim on stays with the
+	 * larger operand and the smaller is gathered, the cheaper of the two
+	 * as XLA's partitioner picks (dW = x^T dy of tied logits: x split on
+	 * d_model, dy on the vocabulary, both over tensor; gathering dy would
+	 * move vocab / d_model times the bytes); on a tie the rhs gives up. */
+	uint32_t lfree = 0, rfree = 0;
+	for (int d = 0; d < ta->rank; d++)
+		if (!lrole[d])
+			lfree |= L.s[d];
+	for (int d = 0; d < tb->rank; d++)
+		if (!rrole[d])
+			rfree |= R.s[d];
+	if ((lfree & rfree) && local_bytes(c, ta, &L) < local_bytes(c, tb, &R))
+		for (int d = 0; d < ta->rank; d++)
+			if (!lrole[d])
+				L.s[d] &= ~rfree;
 	uint32_t res_axes = batch_axes;
 	for (int d = 0; d < ta->rank; d++)
 		if (!lrole[d])

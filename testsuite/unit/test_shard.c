@@ -386,6 +386,44 @@ START_TEST(embedding_gathered_alike_at_every_depth)
 }
 END_TEST
 
+/* dW = x^T dy where x is split over tensor on d_model and dy on the
+ * vocabulary (the tied logits' gradient): tensor can split only one of the
+ * result's dims, so one operand is gathered, and it is the smaller one
+ * whichever side it is on (gathering dy moved vocab / d_model times the
+ * bytes, and held the whole [tokens, vocab] on every chip). */
+static int64_t gathered_width(int x_first)
+{
+	Module *g = ir_module_new("dw", LEVEL_GRAPH);
+	g->mesh.axes[0] = (MeshAxis){arena_strdup(&g->arena, "tensor"), 4, 1};
+	g->mesh.naxes = 1;
+	Type tx = {.dtype = DT_F32, .rank = 2, .dims = {64, 16}};
+	Type ty = {.dtype = DT_F32, .rank = 2, .dims = {64, 256}};
+	ValueId x = ir_param(g, "x", tx), y = ir_param(g, "dy", ty);
+	ir_set_str(g, x, "role", "input");
+	ir_set_str(g, y, "role", "input");
+	ir_set_names(g, x, "logical", 2, (const char *[]){"batch", "activation_embed"});
+	ir_set_names(g, y, "logical", 2, (const char *[]){"batch", "vocab"});
+	ValueId a = x_first ? x : y, b = x_first ? y : x;
+	ir_output(g, ir_dot(g, a, b, 1, (int64_t[]){0}, (int64_t[]){0}, 0, NULL, NULL));
+	Module *p = shard(g, NULL);
+	ck_assert_int_eq(count(p, OP_ALL_GATHER, "tensor"), 1);
+	int64_t w = -1;
+	for (int i = 0; i < p->ninsts; i++)
+		if (p->insts[i].op == OP_ALL_GATHER)
+			w = p->insts[p->insts[i].args[0]].type.dims[1];
+	ir_module_free(p);
+	ir_module_free(g);
+	return w;
+}
+
+START_TEST(conflicting_free_dims_gather_the_smaller)
+{
+	/* x's shard [64, 16/4] is gathered, not dy's [64, 256/4] */
+	ck_assert_int_eq(gathered_width(1), 4);
+	ck_assert_int_eq(gathered_width(0), 4);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shard");
@@ -401,6 +439,7 @@ int main(void)
 	tcase_add_test(tc, saved_partial_sums_are_reduced);
 	tcase_add_test(tc, broadcasts_are_not_kept_for_the_backward);
 	tcase_add_test(tc, embedding_gathered_alike_at_every_depth);
+	tcase_add_test(tc, conflicting_free_dims_gather_the_smaller);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
