@@ -577,6 +577,20 @@ static void compute_hints(Ctx *c)
 	}
 }
 
+/* The sharding a computed value's logical=[...] constraint asks for (as
+ * jax.lax.with_sharding_constraint), in *want; 0 if it carries none. */
+static int constraint(const Ctx *c, const Inst *in, Shd *want)
+{
+	const Attr *lg = ir_attr(in, "logical");
+	if (in->op == OP_PARAMETER || !lg || lg->kind != ATTR_NAMES || lg->n != in->type.rank)
+		return 0;
+	memset(want, 0, sizeof *want);
+	for (int d = 0; d < lg->n; d++)
+		want->s[d] = rule_axes(c, lg->names[d]);
+	fit(c, &in->type, want);
+	return 1;
+}
+
 /* The forward values the backward reads (saved for it: a layer's input
  * with remat full, every matmul output with remat minimal). A saved value
  * left as a pending partial sum would keep every chip's whole partial
@@ -601,14 +615,8 @@ static void compute_saved(Ctx *c)
 		ir_die("out of memory");
 	for (int i = c->loss - 1; i >= 0; i--) {
 		const Inst *in = &g->insts[i];
-		const Attr *lg = ir_attr(in, "logical");
-		if (in->op != OP_PARAMETER && lg && lg->kind == ATTR_NAMES && lg->n == in->type.rank) {
-			memset(&c->keep[i], 0, sizeof c->keep[i]);
-			for (int d = 0; d < lg->n; d++)
-				c->keep[i].s[d] = rule_axes(c, lg->names[d]);
-			fit(c, &in->type, &c->keep[i]);
+		if (constraint(c, in, &c->keep[i]))
 			has[i] = 1;
-		}
 		if (c->saved[i] && has[i])
 			c->saved[i] = 2;
 		Op op = in->op;
@@ -1132,15 +1140,9 @@ static int shard_inst(Ctx *c, ValueId v)
 {
 	if (shard_inst_rule(c, v))
 		return -1;
-	const Inst *gi = &c->g->insts[v];
-	const Attr *lg = ir_attr(gi, "logical");
-	if (gi->op == OP_PARAMETER || !lg || lg->kind != ATTR_NAMES || lg->n != gi->type.rank)
-		return 0;
 	Shd want;
-	memset(&want, 0, sizeof want);
-	for (int d = 0; d < lg->n; d++)
-		want.s[d] = rule_axes(c, lg->names[d]);
-	fit(c, &gi->type, &want);
+	if (!constraint(c, &c->g->insts[v], &want))
+		return 0;
 	c->loc[v] = reshard(c, v, &want);
 	c->st[v] = want;
 	return 0;
